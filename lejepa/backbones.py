@@ -1,23 +1,38 @@
 """Any timm model as a backbone, adapted to small images (DESIGN.md sections 3, 4 and 7).
 
 `Backbone.forward` gives the pooled embedding the projector trains on; `Backbone.features` gives the
-frozen-evaluation features: for ViTs the CLS token (patch-token mean where there is none) of the last
-two blocks, normalised and concatenated; for every other model the globally pooled final features.
+frozen-evaluation features (DESIGN section 4): for isotropic token models (ViT, DeiT, CaiT, XCiT, EVA,
+BEiT, MLP-Mixer) the CLS token of the last two blocks, normalised and concatenated (the patch-token mean
+where a model has no CLS); for CNNs and hierarchical hybrids the globally pooled final features.
+
+A model family is the timm module that defines it. `FAMILIES` says, per family, which build arguments
+give a resolution, what changes at or below `SMALL_IMAGE_MAX` px, and whether the model takes only its
+build resolution. Families not listed are built as timm defines them.
 """
 
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 
 import timm
 import torch
+import torch.nn.functional as F
+from timm.layers import Conv2dSame
+from timm.models.beit import Beit
+from timm.models.cait import Cait
+from timm.models.eva import Eva
+from timm.models.mlp_mixer import MlpMixer
+from timm.models.vision_transformer import VisionTransformer
+from timm.models.xcit import Xcit
 from torch import nn
 from torchvision.ops import MLP
 
 from lejepa.spec import ModelSpec
 
-SMALL_IMAGE_MAX = 64  # at or below this resolution the stem / patch size is adapted
+SMALL_IMAGE_MAX = 64  # at or below this resolution the stem / patch / window sizes are adapted
 
 
 class UnknownArchitecture(KeyError):
@@ -37,75 +52,193 @@ def check_architecture(name: str) -> None:
         raise UnknownArchitecture(f"unknown timm architecture '{name}'{hint} (see timm.list_models())")
 
 
-def _is_vit(model: nn.Module) -> bool:
-    return isinstance(model, timm.models.vision_transformer.VisionTransformer)
+def architecture_family(name: str) -> str:
+    """The timm module defining `name` ('resnet', 'vision_transformer', 'maxxvit', ...)."""
+    check_architecture(name)
+    return timm.models.model_entrypoint(name.split(".")[0]).__module__.rsplit(".", 1)[-1]
 
 
-def _vit_kwargs(name: str, image_size: int, small: bool) -> dict:
-    """ViT-family models take their resolution at build time; dynamic size lets local crops through."""
-    kwargs = {"img_size": image_size, "dynamic_img_size": True}
-    if small:
-        kwargs["patch_size"] = 4 if image_size <= 32 else 8  # 64 tokens at 32 px, as for CIFAR ViTs
-    return kwargs
+# --- small-image adaptations -------------------------------------------------------------------------
 
 
-def _shrink_resnet_stem(model: nn.Module) -> None:
+def _set_stride(conv: nn.Conv2d, stride: int) -> None:
+    """Change a stem convolution's stride in place; the weights keep their shape (same parameter count)."""
+    conv.stride = (stride, stride)
+    if not isinstance(conv, Conv2dSame):  # Conv2dSame pads from its stride at run time
+        conv.padding = tuple((k - 1) // 2 for k in conv.kernel_size)  # output ceil(size / stride)
+
+
+def _cifar_conv(conv: nn.Conv2d) -> nn.Conv2d:
+    return nn.Conv2d(conv.in_channels, conv.out_channels, 3, 1, 1, bias=False)
+
+
+def _resnet_small(model: nn.Module) -> None:
     """CIFAR-style stem: a 3x3 stride-1 convolution and no max-pool keep 28-32 px images from vanishing."""
-    stem = model.conv1
-    if isinstance(stem, nn.Conv2d):
-        model.conv1 = nn.Conv2d(stem.in_channels, stem.out_channels, 3, 1, 1, bias=False)
-    else:  # deep stems (resnet*d, resnet*t): make the first convolution stride 1
-        first = stem[0]
-        stem[0] = nn.Conv2d(first.in_channels, first.out_channels, 3, 1, 1, bias=False)
+    if isinstance(model.conv1, nn.Conv2d):
+        model.conv1 = _cifar_conv(model.conv1)
+    else:  # deep stems (resnet*d, resnet*t): the first of their three convolutions
+        model.conv1[0] = _cifar_conv(model.conv1[0])
     model.maxpool = nn.Identity()
 
 
-def create_timm_model(spec: ModelSpec, image_size: int) -> nn.Module:
-    check_architecture(spec.arch)
-    small = spec.small_image_stem if spec.small_image_stem is not None else image_size <= SMALL_IMAGE_MAX
-    kwargs = dict(spec.timm_kwargs)
-    if spec.arch.split(".")[0].startswith(("vit_", "deit_", "deit3_")):
-        kwargs = {**_vit_kwargs(spec.arch, image_size, small), **kwargs}
-    model = timm.create_model(spec.arch, pretrained=False, num_classes=0, **kwargs)
-    if small and hasattr(model, "conv1") and hasattr(model, "maxpool"):
-        _shrink_resnet_stem(model)
-    return model
+def _densenet_small(model: nn.Module) -> None:
+    model.features.conv0 = _cifar_conv(model.features.conv0)
+    model.features.pool0 = nn.Identity()
+
+
+def _patchify_small(model: nn.Module) -> None:
+    """A 4x4 stride-4 patchify stem becomes a 3x3 stride-1 convolution (its norm layer stays)."""
+    model.stem[0] = _cifar_conv(model.stem[0])
+
+
+def _patch_size(image_size: int) -> int:
+    return 4 if image_size <= 32 else 8  # 64 tokens at 32 px (as CIFAR ViTs), 64 at 64 px
+
+
+@dataclass(frozen=True)
+class Family:
+    """How a timm family is built at a resolution and adapted to small images (<= SMALL_IMAGE_MAX px)."""
+
+    adapted: str  # what changes for small images, in words (docs, `lejepa list architectures`)
+    sized: Callable[[int], dict] = lambda size: {}  # build kwargs naming the resolution (any size)
+    small: Callable[[int], dict] = lambda size: {}  # extra build kwargs for small images
+    small_stem: Callable[[nn.Module], None] | None = None  # stem surgery after building, small images
+    fixed_input: bool = False  # takes only its build resolution: other sizes (local crops) are resized
+
+
+def _vit_sized(size: int) -> dict:
+    # Dynamic size lets local crops through (position embeddings are interpolated to the token grid);
+    # dynamic padding lets crops that are not a multiple of the patch size through (14 px at patch 4).
+    return {"img_size": size, "dynamic_img_size": True, "dynamic_img_pad": True}
+
+
+def _token_small(size: int) -> dict:
+    return {"patch_size": _patch_size(size)}
+
+
+_VIT = Family("patch 4 at <= 32 px, 8 at <= 64 px; img_size set; any input size (padded to the patch)",
+              _vit_sized, _token_small)
+_FIXED_TOKENS = Family(
+    "patch 4 at <= 32 px, 8 at <= 64 px; img_size set; fixed input (local crops resized)",
+    lambda size: {"img_size": size}, _token_small, fixed_input=True,
+)
+_SWIN = Family(
+    "patch 2, window 4 (stages at 1/2..1/16 of the image); img_size set, any input size",
+    lambda size: {"img_size": size, "strict_img_size": False},
+    lambda size: {"patch_size": 2, "window_size": 4},
+)
+
+FAMILIES: dict[str, Family] = {
+    # Stems stop downsampling: stride-4 stems (ResNet's conv + max-pool, patchify, MetaFormer) leave a
+    # total stride of 8 (4x4 final maps at 32 px), stride-2 stems a total stride of 16 (2x2 at 32 px).
+    "resnet": Family("3x3 stride-1 stem, no max-pool (total stride 8)", small_stem=_resnet_small),
+    "densenet": Family("3x3 stride-1 stem, no stem pool (total stride 8)", small_stem=_densenet_small),
+    "convnext": Family("3x3 stride-1 stem instead of the 4x4 patchify (total stride 8)", small_stem=_patchify_small),
+    "edgenext": Family("3x3 stride-1 stem instead of the 4x4 patchify (total stride 8)", small_stem=_patchify_small),
+    "metaformer": Family("stride-1 stem instead of 4 (total stride 8)", small_stem=lambda m: _set_stride(m.stem.conv, 1)),
+    "regnet": Family("stride-1 stem (total stride 16)", small_stem=lambda m: _set_stride(m.stem.conv, 1)),
+    "efficientnet": Family("stride-1 stem (total stride 16)", small_stem=lambda m: _set_stride(m.conv_stem, 1)),
+    "mobilenetv3": Family("stride-1 stem (total stride 16)", small_stem=lambda m: _set_stride(m.conv_stem, 1)),
+    "vision_transformer": _VIT,
+    "deit": _VIT,
+    "eva": _VIT,
+    "cait": _FIXED_TOKENS,
+    "beit": _FIXED_TOKENS,
+    # timm's Mixer entry points fix their patch size, so only the resolution can be set
+    "mlp_mixer": Family("img_size set (patch size fixed by timm); fixed input (local crops resized)",
+                        lambda size: {"img_size": size}, fixed_input=True),
+    "xcit": Family("patch 8 (its convolutional patch embedding takes 8 or 16); img_size set",
+                   lambda size: {"img_size": size}, lambda size: {"patch_size": 8}),
+    "swin_transformer": _SWIN,
+    "swin_transformer_v2": _SWIN,
+    "maxxvit": Family("img_size set: window = grid = image / 32 (2 at 64 px); fixed input (local crops resized)",
+                      lambda size: {"img_size": size}, fixed_input=True),
+}
+_UNADAPTED = Family("none (built as timm defines it; use >= 224 px or timm_kwargs)")
+
+
+def family_of(name: str) -> Family:
+    return FAMILIES.get(architecture_family(name), _UNADAPTED)
+
+
+# --- frozen-evaluation features ----------------------------------------------------------------------
+
+
+def _pool_tokens(model: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+    """The model's final norm, then its CLS token or (no CLS) the mean of its patch tokens."""
+    tokens = model.norm(tokens)
+    if getattr(model, "cls_token", None) is not None:
+        pooled = tokens[:, 0]
+    else:
+        pooled = tokens[:, getattr(model, "num_prefix_tokens", 0):].mean(1)
+    fc_norm = getattr(model, "fc_norm", None)  # models pooling before their last norm (BEiT, MAE-style)
+    return pooled if fc_norm is None else fc_norm(pooled)
+
+
+def _token_readout(model: nn.Module) -> tuple[list[nn.Module], Callable[[torch.Tensor], torch.Tensor]] | None:
+    """(blocks whose outputs make the features, tokens -> pooled vector), or None for pooled models."""
+    if isinstance(model, Cait):  # the CLS token joins only in the last, class-attention blocks
+        return list(model.blocks_token_only[-2:]), lambda cls: model.norm(cls)[:, 0]
+    if isinstance(model, Xcit):  # likewise: class-attention blocks over [CLS, patches]
+        return list(model.cls_attn_blocks[-2:]), lambda tokens: model.norm(tokens)[:, 0]
+    if isinstance(model, (VisionTransformer, Eva, Beit, MlpMixer)):
+        return list(model.blocks[-2:]), lambda tokens: _pool_tokens(model, tokens)
+    return None
 
 
 class Backbone(nn.Module):
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, input_size: int | None = None):
+        """`input_size`: the only resolution the model takes (None: any); other inputs are resized."""
         super().__init__()
-        self.model = model
-        self.embed_dim = model.num_features
+        self.model, self.input_size = model, input_size
+        # what forward returns: after any head layers timm keeps with num_classes=0 (MobileNetV3's conv head)
+        self.embed_dim: int = getattr(model, "head_hidden_size", None) or model.num_features
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.model(images)
+    @property
+    def is_token_model(self) -> bool:
+        return _token_readout(self.model) is not None
 
     @property
     def feature_dim(self) -> int:
-        return 2 * self.embed_dim if _is_vit(self.model) else self.embed_dim
+        return 2 * self.model.num_features if self.is_token_model else self.embed_dim
+
+    def _fit(self, images: torch.Tensor) -> torch.Tensor:
+        if self.input_size is None or images.shape[-2:] == (self.input_size, self.input_size):
+            return images
+        return F.interpolate(images, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(self._fit(images))
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
-        if not _is_vit(self.model):
-            return self.model(images)
-        model = self.model
+        readout = _token_readout(self.model)
+        if readout is None:
+            return self.forward(images)
+        blocks, pool = readout
         captured: list[torch.Tensor] = []
-        hooks = [block.register_forward_hook(lambda _m, _i, out: captured.append(out)) for block in model.blocks[-2:]]
+        hooks = [block.register_forward_hook(lambda _m, _i, out: captured.append(out)) for block in blocks]
         try:
-            model.forward_features(images)
+            self.model.forward_features(self._fit(images))
         finally:
             for hook in hooks:
                 hook.remove()
-        prefix = model.num_prefix_tokens
-        pooled = [
-            model.norm(tokens)[:, 0] if model.cls_token is not None else model.norm(tokens)[:, prefix:].mean(1)
-            for tokens in captured
-        ]
-        return torch.cat(pooled, dim=-1)
+        return torch.cat([pool(tokens) for tokens in captured], dim=-1)
+
+
+def create_timm_model(spec: ModelSpec, image_size: int) -> tuple[nn.Module, Family]:
+    family = family_of(spec.arch)
+    small = spec.small_image_stem if spec.small_image_stem is not None else image_size <= SMALL_IMAGE_MAX
+    kwargs = {**family.sized(image_size), **(family.small(image_size) if small else {}), **spec.timm_kwargs}
+    model = timm.create_model(spec.arch, pretrained=False, num_classes=0, **kwargs)
+    if small and family.small_stem is not None:
+        family.small_stem(model)
+    return model, family
 
 
 def create_backbone(spec: ModelSpec, image_size: int) -> Backbone:
-    return Backbone(create_timm_model(spec, image_size))
+    model, family = create_timm_model(spec, image_size)
+    input_size = spec.timm_kwargs.get("img_size", image_size) if family.fixed_input else None
+    return Backbone(model, input_size)
 
 
 def create_projector(spec: ModelSpec, embed_dim: int) -> nn.Module:

@@ -45,10 +45,12 @@ class ViewSpec:
     local_size: int | None = None
     global_scale: tuple[float, float] = (0.3, 1.0)
     local_scale: tuple[float, float] = (0.05, 0.3)
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)  # crop aspect-ratio range (RandomResizedCrop's default)
     color_jitter: float = 0.8  # probability; strengths are the paper's (0.4, 0.4, 0.2, 0.1)
     grayscale: float = 0.2
     blur: float = 0.5
     solarize: float = 0.2
+    batched: bool | None = None  # None: batched views for in-memory fixed-size datasets (lejepa/views.py)
 
 
 @dataclass(frozen=True)

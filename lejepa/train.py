@@ -25,9 +25,10 @@ from lejepa.backbones import create_backbone
 from lejepa.checkpoint import atomic_write_bytes, load_latest_checkpoint, save_checkpoint
 from lejepa.data import get_dataset
 from lejepa.data.sampling import ViewDataset, balanced_subset, resumable_batches
+from lejepa.distributed import local_device
 from lejepa.methods import Method, parse_options
 from lejepa.spec import RunSpec
-from lejepa.views import MultiCropViews
+from lejepa.views import BatchedMultiCropViews, MultiCropViews, supports_batched_views
 
 
 @dataclass
@@ -90,6 +91,14 @@ def _restore_rng_states(states: dict) -> None:
     torch.set_rng_state(states["torch"])
 
 
+def _average_over_ranks(loss: torch.Tensor, parts: dict[str, torch.Tensor]):
+    """The loss and its parts averaged over ranks (detached): with equal shards, the global-batch values."""
+    values = torch.stack([loss.detach().float(), *(v.detach().float() for v in parts.values())])
+    dist.all_reduce(values)
+    values /= dist.get_world_size()
+    return values[0], dict(zip(parts, values[1:]))
+
+
 def _truncate_metrics(path: Path, last_step: int) -> None:
     """On resume, drop log lines written after the checkpoint so the log reads as one uninterrupted run."""
     if not path.exists():
@@ -105,6 +114,8 @@ def pretrain(spec: RunSpec, run_dir: Path, progress: bool = True) -> tuple[Metho
     rank = dist.get_rank() if dist.is_initialized() else 0
     world = dist.get_world_size() if dist.is_initialized() else 1
     device = resolve_device(spec.train.device)
+    if world > 1 and device.type == "cuda" and device.index is None:
+        device = local_device(spec.train.device)  # one GPU per rank (LOCAL_RANK), not all ranks on GPU 0
     info = get_dataset(spec.data.name)
     image_size = spec.data.image_size or info.image_size
     method = build_method(spec, image_size).to(device)
@@ -113,7 +124,11 @@ def pretrain(spec: RunSpec, run_dir: Path, progress: bool = True) -> tuple[Metho
 
     train_set = info.load(info.train_split, spec.data.root)
     indices = balanced_subset(train_set.targets, spec.data.train_limit, spec.seed)
-    views = MultiCropViews(spec.views, image_size, info.mean, info.std)
+    batched = spec.views.batched if spec.views.batched is not None else supports_batched_views(train_set)
+    if batched:
+        batch_views, item_views = BatchedMultiCropViews(spec.views, image_size, info.mean, info.std, spec.seed), None
+    else:
+        batch_views, item_views = None, MultiCropViews(spec.views, image_size, info.mean, info.std)
     if spec.train.batch_size % world:
         raise ValueError(f"train.batch_size={spec.train.batch_size} must divide by the world size {world}")
     steps_per_epoch = len(indices) // spec.train.batch_size
@@ -142,7 +157,7 @@ def pretrain(spec: RunSpec, run_dir: Path, progress: bool = True) -> tuple[Metho
             _truncate_metrics(metrics_path, start_step)
 
     loader = torch.utils.data.DataLoader(
-        ViewDataset(train_set, views, spec.seed),
+        ViewDataset(train_set, item_views, spec.seed),
         batch_sampler=resumable_batches(indices, spec.train.batch_size, spec.seed, start_step, total_steps, rank, world),
         num_workers=spec.data.num_workers,
         persistent_workers=False,
@@ -153,17 +168,24 @@ def pretrain(spec: RunSpec, run_dir: Path, progress: bool = True) -> tuple[Metho
     images_seen, loop_start = 0, time.perf_counter()
     loss_value, parts = None, {}
     method.train()
-    for step, (view_batch, _labels) in enumerate(loader, start=start_step):
-        view_batch = [v.to(device, non_blocking=True) for v in view_batch]
+    for step, (batch, _labels) in enumerate(loader, start=start_step):
+        if batched:
+            view_batch = batch_views(batch.to(device, non_blocking=True), step, rank)
+        else:
+            view_batch = [v.to(device, non_blocking=True) for v in batch]
         lr = learning_rate(step, total_steps, spec)
         for group in optimizer.param_groups:
             group["lr"] = lr
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
             loss, parts = step_model(view_batch, step)
-        if not torch.isfinite(loss):
+        if world > 1:  # log the global-batch loss, and let every rank take the same divergence decision
+            global_loss, parts = _average_over_ranks(loss, parts)
+        else:
+            global_loss = loss
+        if not torch.isfinite(global_loss):
             bar.close()
             reason = (
-                f"loss became {loss.item()} at step {step} (parts: "
+                f"loss became {global_loss.item()} at step {step} (parts: "
                 f"{', '.join(f'{k}={v.item():.4g}' for k, v in parts.items())}); nothing from this step was "
                 f"saved. Lower train.lr, raise train.warmup_fraction or set train.grad_clip"
             )
@@ -181,7 +203,7 @@ def pretrain(spec: RunSpec, run_dir: Path, progress: bool = True) -> tuple[Metho
         done = step + 1
         now = time.perf_counter()
         throughput = images_seen / (now - loop_start)
-        loss_value, parts = loss.item(), {k: v.item() for k, v in parts.items()}
+        loss_value, parts = global_loss.item(), {k: v.item() for k, v in parts.items()}
         if rank == 0 and (done % spec.train.log_every == 0 or done == total_steps):
             record = {"step": done, "epoch": done / steps_per_epoch, "loss": loss_value, **parts,
                       "lr": lr, "images_per_second": throughput, "elapsed": elapsed + now - loop_start}

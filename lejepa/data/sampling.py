@@ -46,7 +46,8 @@ def resumable_batches(
 
 
 class ViewDataset(torch.utils.data.Dataset):
-    """Look up (epoch, index) keys and return (views, label) with views seeded by (seed, epoch, index)."""
+    """Look up (epoch, index) keys and return (views, label) with views seeded by (seed, epoch, index);
+    with make_views None, return the image itself (views are then made per batch)."""
 
     def __init__(self, dataset, make_views, seed: int):
         self.dataset, self.make_views, self.seed = dataset, make_views, seed
@@ -57,6 +58,8 @@ class ViewDataset(torch.utils.data.Dataset):
     def __getitem__(self, key: tuple[int, int]):
         epoch, index = key
         image, label = self.dataset[index]
+        if self.make_views is None:
+            return image, label
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(hash((self.seed, epoch, index)) % 2**63)
             return self.make_views(image), label

@@ -51,6 +51,11 @@ class Method(nn.Module):
     def on_step_end(self, step: int, total_steps: int) -> None:
         """Per-step update after the optimiser step (e.g. an EMA teacher). Nothing by default."""
 
+    def evaluation_backbone(self) -> Backbone:
+        """The weights frozen evaluation measures: the trained backbone, unless a method says otherwise
+        (DINO evaluates its EMA teacher)."""
+        return self.backbone
+
 
 METHODS: dict[str, type[Method]] = {}
 

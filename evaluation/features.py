@@ -1,0 +1,58 @@
+"""Frozen features, extracted once without augmentation and cached per run (DESIGN.md section 4)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lejepa.checkpoint import atomic_write_bytes
+from lejepa.views import eval_transform
+
+
+class _Transformed(torch.utils.data.Dataset):
+    def __init__(self, dataset, indices: np.ndarray, transform):
+        self.dataset, self.indices, self.transform = dataset, indices, transform
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int):
+        image, label = self.dataset[int(self.indices[i])]
+        return self.transform(image), label
+
+
+@torch.no_grad()
+def extract_features(
+    encode, dataset, indices: np.ndarray, image_size: int, mean, std, batch_size: int, device: torch.device,
+    num_workers: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """encode(images) -> (B, F) for each image of `dataset[indices]`; returns float32 features and labels."""
+    loader = torch.utils.data.DataLoader(
+        _Transformed(dataset, indices, eval_transform(image_size, mean, std)),
+        batch_size=batch_size, shuffle=False, num_workers=num_workers,
+    )
+    features, labels = [], []
+    for images, batch_labels in loader:
+        features.append(encode(images.to(device)).float().cpu())
+        labels.append(batch_labels)
+    return torch.cat(features), torch.cat(labels)
+
+
+def cached(path: Path, key: str, compute) -> tuple[torch.Tensor, torch.Tensor]:
+    """Load features saved under `key` (which names the weights they came from), else compute and save."""
+    if path.exists():
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        if saved.get("key") == key:
+            return saved["features"], saved["labels"]
+    features, labels = compute()
+    atomic_write_bytes(path, lambda f: torch.save({"key": key, "features": features, "labels": labels}, f))
+    return features, labels
+
+
+def embedding_spectrum(features: torch.Tensor, keep: int = 512) -> list[float]:
+    """Eigenvalues of the feature covariance, descending: flat means isotropic, a cliff means collapse."""
+    centred = features.double() - features.double().mean(0)
+    covariance = centred.T @ centred / max(1, len(features) - 1)
+    return torch.linalg.eigvalsh(covariance).flip(0)[:keep].tolist()

@@ -1,0 +1,39 @@
+"""Shared fixtures: a tiny but real run (scikit-learn digits, a narrow ResNet-18, a few steps)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from lejepa.spec import DataSpec, EvalSpec, ModelSpec, RunSpec, TrainSpec, ViewSpec
+
+TINY = RunSpec(
+    experiment="tiny",
+    seed=0,
+    method={"name": "lejepa", "lamb": 0.05, "num_slices": 32},
+    data=DataSpec(name="digits"),
+    model=ModelSpec(arch="resnet18", timm_kwargs={"channels": [8, 16, 32, 64]}, proj_hidden=64, proj_dim=16),
+    views=ViewSpec(global_views=2, local_views=2),
+    train=TrainSpec(max_steps=6, batch_size=32, lr=2e-3, checkpoint_every=3, log_every=1),
+    eval=EvalSpec(linear_epochs=3, knn_k=(10, 20), linear_lrs=(1e-3, 1e-2)),
+)
+
+
+def make_tiny_spec(**sections) -> RunSpec:
+    """TINY with some sections' fields replaced: make_tiny_spec(train={"max_steps": 10}, seed=1)."""
+    changes = {}
+    for name, value in sections.items():
+        current = getattr(TINY, name)
+        if dataclasses.is_dataclass(current):
+            changes[name] = dataclasses.replace(current, **value)
+        elif isinstance(current, dict):
+            changes[name] = {**current, **value}
+        else:
+            changes[name] = value
+    return dataclasses.replace(TINY, **changes)
+
+
+@pytest.fixture
+def tiny_spec():
+    return make_tiny_spec

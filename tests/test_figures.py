@@ -1,0 +1,198 @@
+"""Report figures read back from their matplotlib objects: what was plotted, how many points, the labels,
+the Spearman rho in the title, the heatmap's cells, and a clean skip when records lack a field."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+from test_report import synthetic_record
+
+from evaluation import figures
+from evaluation.sigreg_toy import run_toy
+
+
+def scatter_points(ax) -> np.ndarray:
+    return np.concatenate([c.get_offsets() for c in ax.collections if len(c.get_offsets())])
+
+
+class Skips(dict):
+    def __call__(self, name: str, reason: str) -> None:
+        self[name] = reason
+
+
+def lambda_sweep(lambdas=(0.01, 0.05, 0.2), views=(2, 4, 6), seeds=(0,)) -> list[dict]:
+    return [synthetic_record(seed=s, method={"name": "lejepa", "lamb": lamb}, local_views=v,
+                             linear=0.5 + lamb + 0.01 * v + 0.001 * s, loss=1.0 + lamb - 0.02 * v + 0.003 * s)
+            for lamb in lambdas for v in views for s in seeds]
+
+
+def test_loss_vs_accuracy_points_labels_and_rho(tmp_path: Path):
+    records = lambda_sweep(seeds=(0, 1))
+    records.append(synthetic_record(seed=5, status="failed"))  # not plotted
+    fig = figures.loss_vs_accuracy(records, tmp_path)
+    ax = fig.axes[0]
+    points = scatter_points(ax)
+    assert len(points) == 18
+    expected = spearmanr(points[:, 0], points[:, 1]).statistic
+    rho = float(re.search(r"ρ = ([-+]?\d\.\d+)", ax.get_title()).group(1))
+    assert rho == pytest.approx(expected, abs=5e-4)
+    losses = sorted(r["pretrain"]["final_loss"] for r in records if r["status"] == "done")
+    assert sorted(points[:, 0]) == pytest.approx(losses)
+    assert ax.get_xlabel() == "final training loss" and ax.get_ylabel() == "linear probe top-1 (%)"
+    assert "0.99" in ax.get_legend().get_title().get_text()  # the paper's reported correlation
+    assert (tmp_path / "loss_vs_accuracy.png").stat().st_size > 0 and (tmp_path / "loss_vs_accuracy.pdf").exists()
+
+
+def test_loss_vs_accuracy_skips_with_too_few_runs(tmp_path: Path):
+    skips = Skips()
+    assert figures.loss_vs_accuracy(lambda_sweep(lambdas=(0.05,), views=(2, 4)), tmp_path, on_skip=skips) is None
+    assert "at least 3" in skips["loss_vs_accuracy"] and "found 2" in skips["loss_vs_accuracy"]
+    assert not list(tmp_path.iterdir())
+
+
+def test_stability_heatmap_cells_are_means_over_seeds():
+    records = lambda_sweep(seeds=(0, 1, 2))
+    records = [r for r in records if not (r["spec"]["method"]["lamb"] == 0.2 and r["spec"]["views"]["local_views"] == 6)]
+    ax = figures.stability_heatmap(records).axes[0]
+    grid = ax.images[0].get_array()
+    assert grid.shape == (3, 3)  # lambda x views
+    assert grid.mask[2, 2] and not grid.mask[:2].any()  # the missing cell is blank, not zero
+    assert grid[0, 0] == pytest.approx(100 * (0.5 + 0.01 + 0.01 * 2 + 0.001))  # mean over seeds 0, 1, 2
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["4", "6", "8"]  # 2 global + local
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["0.01", "0.05", "0.2"]
+    assert ax.get_xlabel() == "views per image (global + local)"
+
+
+def test_stability_heatmap_falls_back_to_batch_size():
+    records = [synthetic_record(method={"name": "lejepa", "lamb": lamb}, batch_size=b, linear=0.7)
+               for lamb in (0.02, 0.1) for b in (64, 128, 256, 512)]
+    ax = figures.stability_heatmap(records).axes[0]
+    assert ax.images[0].get_array().shape == (2, 4) and ax.get_xlabel() == "batch size"
+
+
+def test_stability_heatmap_skips_without_lambda():
+    skips = Skips()
+    records = [synthetic_record(method={"name": "random_init"})]
+    assert figures.stability_heatmap(records, on_skip=skips) is None
+    assert "spec.method.lamb" in skips["stability_heatmap"]
+
+
+def test_architecture_sweep_bars_ordered_and_coloured_by_family():
+    archs = ["vit_tiny_patch16_224", "resnet34", "convnext_atto", "resnet18"]
+    records = [synthetic_record("cifar10", arch=a, seed=s, linear=0.6 + 0.05 * i + 0.01 * s)
+               for i, a in enumerate(archs) for s in (0, 1)]
+    fig = figures.architecture_sweep(records, families={"convnext_atto": "convnet", "resnet18": "convnet"})
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    # resnet34 falls back to the prefix heuristic ("resnet"); the others use the given families.
+    assert labels == ["convnext_atto", "resnet18", "resnet34", "vit_tiny_patch16_224"]
+    heights = [p.get_height() for p in ax.patches]
+    assert heights == pytest.approx([100 * (0.6 + 0.05 * archs.index(a) + 0.005) for a in labels])
+    colours = [p.get_facecolor() for p in ax.patches]
+    assert colours[0] == colours[1] and colours[1] != colours[2] != colours[3]
+    assert sorted(t.get_text() for t in fig.axes[0].get_legend().get_texts()) == ["convnet", "resnet", "vit"]
+
+
+def test_architecture_families_read_from_yaml(tmp_path: Path):
+    path = tmp_path / "architectures.yaml"
+    path.write_text("architectures:\n  - {name: resnet18, family: ResNet, params_m: 11}\n  - {name: vit_tiny}\n")
+    assert figures.architecture_families(path) == {"resnet18": "ResNet"}
+    assert figures.architecture_families(tmp_path / "absent.yaml") == {}
+
+
+def test_architecture_sweep_skips_with_one_architecture():
+    skips = Skips()
+    assert figures.architecture_sweep([synthetic_record()], on_skip=skips) is None
+    assert "two architectures" in skips["architecture_sweep"]
+
+
+def test_sigreg_ablation_one_panel_per_swept_factor():
+    records = [synthetic_record(method={"name": "lejepa", "num_slices": k, "knots": 17}, linear=0.7 + k / 1e4)
+               for k in (64, 256, 1024)]
+    records += [synthetic_record(method={"name": "lejepa", "num_slices": 256, "knots": n}, seed=s, linear=0.8)
+                for n in (9, 33) for s in (0, 1)]
+    fig = figures.sigreg_ablation(records)
+    slices_ax, knots_ax = fig.axes
+    line = slices_ax.lines[0]
+    assert list(line.get_xdata()) == [64, 256, 1024] and slices_ax.get_xscale() == "log"
+    assert list(line.get_ydata()) == pytest.approx([70.64, 72.56, 80.24])
+    assert list(knots_ax.lines[0].get_xdata()) == [9, 17, 33]
+    assert "num_slices = 256" in knots_ax.get_title()
+
+
+def test_sigreg_ablation_skips_when_nothing_varies():
+    skips = Skips()
+    records = [synthetic_record(method={"name": "lejepa", "num_slices": 256}, seed=s) for s in range(3)]
+    assert figures.sigreg_ablation(records, on_skip=skips) is None
+    assert "two values" in skips["sigreg_ablation"]
+
+
+def test_transfer_vs_in_domain_bars_per_dataset():
+    records = [synthetic_record("dtd", linear=0.5), synthetic_record("dtd", seed=1, linear=0.6),
+               synthetic_record("dtd", arch="vit_large_patch14_224", linear=0.8,
+                                evaluation={"transfer_from": "imagenet1k"}),
+               synthetic_record("pets", linear=0.9)]  # no transfer run for pets: not drawn
+    ax = figures.transfer_vs_in_domain(records).axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["dtd"]
+    assert [p.get_height() for p in ax.patches] == pytest.approx([55.0, 80.0])
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["in-domain", "from imagenet1k"]
+
+
+def test_transfer_skips_without_transfer_runs():
+    skips = Skips()
+    assert figures.transfer_vs_in_domain([synthetic_record()], on_skip=skips) is None
+    assert "transfer_from" in skips["transfer_vs_in_domain"]
+
+
+def test_embedding_spectrum_lines_per_method_and_isotropy():
+    flat, steep = np.ones(32), np.exp(-0.5 * np.arange(32))
+    records = [synthetic_record(method={"name": "lejepa"}, seed=s, evaluation={"embedding_spectrum": list(flat * (s + 1))})
+               for s in (0, 1)]
+    records.append(synthetic_record(method={"name": "random_init"}, evaluation={"embedding_spectrum": list(steep)}))
+    ax = figures.embedding_spectrum(records).axes[0]
+    assert ax.get_yscale() == "log" and len(ax.lines) == 2
+    lejepa = next(line for line in ax.lines if line.get_label().startswith("lejepa"))
+    assert list(lejepa.get_ydata()) == pytest.approx([1 / 32] * 32)  # normalised: isotropic is flat at 1/D
+    assert "eff. rank 32/32" in lejepa.get_label()
+    assert figures.effective_rank(steep) < 5
+
+
+def test_embedding_spectrum_skips_without_the_field():
+    skips = Skips()
+    assert figures.embedding_spectrum([synthetic_record()], on_skip=skips) is None
+    assert "evaluation.embedding_spectrum" in skips["embedding_spectrum"]
+
+
+def test_sigreg_toy_lowers_the_statistic_and_is_deterministic(tmp_path: Path):
+    toy = run_toy(samples=128, steps=40)
+    assert toy == run_toy(samples=128, steps=40)
+    assert toy["fixed_statistic_after"] < 0.05 * toy["fixed_statistic_before"]
+    after = np.asarray(toy["samples_after"])
+    assert np.abs(after.mean(0)).max() < 0.2 and np.allclose(np.cov(after.T), np.eye(2), atol=0.3)
+
+    (tmp_path / figures.TOY_RECORD).write_text(json.dumps(toy))
+    fig = figures.sigreg_toy_figure(figures.load_or_make_toy(tmp_path), tmp_path / "figures")
+    before_ax, after_ax, curve_ax = fig.axes
+    assert len(scatter_points(before_ax)) == 128 and len(scatter_points(after_ax)) == 128
+    assert list(curve_ax.lines[0].get_ydata()) == pytest.approx(toy["statistic"])
+    assert curve_ax.get_yscale() == "log"
+    assert (tmp_path / "figures" / "sigreg_toy.png").exists()
+
+
+def test_sigreg_toy_figure_skips_a_non_toy_record():
+    skips = Skips()
+    assert figures.sigreg_toy_figure({"kind": "other"}, on_skip=skips) is None
+    assert "sigreg_toy" in skips
+
+
+def test_write_figures_lists_every_skip(tmp_path: Path):
+    (tmp_path / figures.TOY_RECORD).write_text(json.dumps(run_toy(samples=64, steps=5)))
+    paths, skipped = figures.write_figures([synthetic_record()], tmp_path)
+    assert [p.name for p in paths] == ["sigreg_toy.png", "sigreg_toy.pdf"]
+    assert set(skipped) == set(figures.FIGURES)
+    assert all(reason for reason in skipped.values())

@@ -1,0 +1,233 @@
+"""Report tables from synthetic records: means and stds over seeds, grouping, status counts, the paper
+gap, the three file formats and the console table."""
+
+from __future__ import annotations
+
+import math
+import re
+import statistics
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from evaluation import report
+from evaluation.record import make_record
+from lejepa.spec import DataSpec, ModelSpec, RunSpec, TrainSpec, ViewSpec
+
+
+def synthetic_record(dataset: str = "fashion_mnist", method: dict | None = None, arch: str = "resnet18",
+                     seed: int = 0, linear: float | None = 0.8, knn: float | None = 0.75, *,
+                     status: str = "done", epochs: float = 1, batch_size: int = 128, local_views: int = 6,
+                     loss: float | None = 1.0, wall: float = 60.0, experiment: str = "synthetic",
+                     evaluation: dict | None = None) -> dict:
+    """A record laid out exactly as evaluation.record.make_record writes one, from a real RunSpec."""
+    spec = RunSpec(experiment=experiment, seed=seed, method=method or {"name": "lejepa", "lamb": 0.05},
+                   data=DataSpec(name=dataset), model=ModelSpec(arch=arch),
+                   views=ViewSpec(local_views=local_views), train=TrainSpec(epochs=epochs, batch_size=batch_size))
+    done = status == "done"
+    pretrain = {"status": status, "steps": 100, "epochs": epochs, "wall_seconds": wall, "images_per_second": 50.0,
+                "final_loss": loss if done else None, "final_parts": {"pred": 0.5, "sigreg": 1.0}}
+    measured = {"linear_top1": linear, "linear_top5": None if linear is None else min(1.0, linear + 0.1),
+                "knn_top1@10": knn, "knn_top1@20": knn} if done else {}
+    return make_record(spec, status, pretrain=pretrain, evaluation={**measured, **(evaluation or {})},
+                       reason=None if done else "synthetic failure", env={"device": "cpu", "world_size": 1})
+
+
+def only_row(summary: pd.DataFrame, **keys) -> pd.Series:
+    picked = summary
+    for key, value in keys.items():
+        picked = picked[picked[key] == value]
+    assert len(picked) == 1, f"expected one row for {keys}, got {len(picked)}"
+    return picked.iloc[0]
+
+
+def test_mean_and_sample_std_over_seeds():
+    records = [synthetic_record(seed=s, linear=acc, knn=acc - 0.1, wall=w)
+               for s, acc, w in [(0, 0.60, 50.0), (1, 0.62, 60.0), (2, 0.64, 70.0)]]
+    summary, keys = report.summarise(records)
+    assert keys == ["dataset", "method", "arch"]
+    row = only_row(summary, dataset="fashion_mnist")
+    assert row["n"] == 3 and row["seeds"] == 3
+    assert row["linear_top1_mean"] == pytest.approx(62.0)
+    assert row["linear_top1_std"] == pytest.approx(statistics.stdev([60.0, 62.0, 64.0]))  # 2.0, ddof 1
+    assert row["knn_top1@20_mean"] == pytest.approx(52.0)
+    assert row["linear_top5_mean"] == pytest.approx(72.0)
+    assert row["pretrain_wall_s_mean"] == pytest.approx(60.0)
+    assert row["knn_top1@10_mean"] == pytest.approx(52.0)  # optional metric present in these records
+    assert math.isnan(row["linear_top1_std"]) is False
+
+
+def test_single_run_has_no_std_and_missing_metric_is_nan():
+    summary, _ = report.summarise([synthetic_record(knn=None)])
+    row = summary.iloc[0]
+    assert math.isnan(row["linear_top1_std"])
+    assert math.isnan(row["knn_top1@20_mean"])
+
+
+def test_failed_and_diverged_runs_are_counted_but_not_averaged():
+    records = [synthetic_record(seed=0, linear=0.5), synthetic_record(seed=1, linear=0.7),
+               synthetic_record(seed=2, status="failed"), synthetic_record(seed=3, status="diverged"),
+               synthetic_record(seed=4, status="failed: out of memory")]
+    row = report.summarise(records)[0].iloc[0]
+    assert (row["done"], row["failed"], row["diverged"], row["n"]) == (2, 2, 1, 2)
+    assert row["linear_top1_mean"] == pytest.approx(60.0)
+
+
+def test_default_grouping_splits_hyperparameters_so_means_are_over_seeds_only():
+    records = [synthetic_record(seed=s, method={"name": "lejepa", "lamb": lamb}, linear=acc)
+               for lamb, accs in [(0.02, (0.5, 0.6)), (0.2, (0.7, 0.9))] for s, acc in enumerate(accs)]
+    summary, keys = report.summarise(records)
+    assert keys == ["dataset", "method", "arch", "method.lamb"]
+    assert only_row(summary, **{"method.lamb": 0.02})["linear_top1_mean"] == pytest.approx(55.0)
+    assert only_row(summary, **{"method.lamb": 0.2})["linear_top1_mean"] == pytest.approx(80.0)
+
+
+@pytest.mark.parametrize("key", ["spec.method.lamb", "method.lamb"])
+def test_group_by_any_dotted_spec_key(key):
+    records = [synthetic_record(seed=0, arch=arch, method={"name": "lejepa", "lamb": lamb}, linear=acc)
+               for arch, lamb, acc in [("resnet18", 0.05, 0.5), ("resnet34", 0.05, 0.7), ("resnet18", 0.1, 0.9)]]
+    summary, keys = report.summarise(records, group_by=[key])
+    assert keys == ["method.lamb"]
+    assert list(summary["method.lamb"]) == [0.05, 0.1]  # numeric order
+    assert list(summary["linear_top1_mean"]) == pytest.approx([60.0, 90.0])
+    assert list(summary["n"]) == [2, 1]
+
+
+def test_unknown_group_key_names_the_key_and_a_close_match():
+    with pytest.raises(KeyError, match=r"method\.lamd.*spec\.method\.lamb"):
+        report.summarise([synthetic_record()], group_by=["spec.method.lamd"])
+
+
+def test_in_domain_paper_number_gap_and_public_reproduction_range():
+    records = [synthetic_record("cifar100", arch="resnet18", seed=s, linear=acc) for s, acc in enumerate((0.64, 0.66))]
+    row = report.summarise(records)[0].iloc[0]
+    assert row["paper_linear_top1"] == pytest.approx(70.0)
+    assert row["gap_linear_top1"] == pytest.approx(65.0 - 70.0)
+    assert row["public_repro_linear_top1"] == "60-65"
+    assert "paper-cifar100-resnet18" in row["ref"]
+    assert math.isnan(row["paper_knn_top1@20"])  # the paper gives no kNN number here
+
+
+def test_reference_needs_matching_arch_size_and_method():
+    records = [synthetic_record("cifar100", arch="resnet50"), synthetic_record("cifar100", arch="resnet18",
+                                                                               method={"name": "vicreg"})]
+    summary, _ = report.summarise(records)
+    assert summary["paper_linear_top1"].isna().all()
+
+
+def test_transfer_record_matches_the_transfer_table_and_gets_its_own_row():
+    transfer = synthetic_record("dtd", arch="vit_large_patch14_224", epochs=100, linear=0.80,
+                                evaluation={"transfer_from": {"dataset": "imagenet", "run_id": "x"}})
+    in_domain = synthetic_record("dtd", arch="vit_large_patch14_224", epochs=100, linear=0.50)
+    summary, keys = report.summarise([transfer, in_domain])
+    assert "transfer_from" in keys and len(summary) == 2
+    row = only_row(summary, transfer_from="imagenet")
+    assert row["paper_linear_top1"] == pytest.approx(78.30)
+    assert row["gap_linear_top1"] == pytest.approx(80.0 - 78.30)
+    assert math.isnan(summary[summary["transfer_from"].isna()].iloc[0]["paper_linear_top1"])
+
+
+def test_knn_benchmark_number_matches_family_size_and_patch():
+    vit_s16 = synthetic_record("imagenet1k", arch="vit_small_patch16_224", epochs=100, linear=0.6, knn=0.5)
+    vit_s8 = synthetic_record("imagenet1k", arch="vit_small_patch8_224", epochs=100, linear=0.6, knn=0.5)
+    summary, _ = report.summarise([vit_s16, vit_s8])
+    s16, s8 = only_row(summary, arch="vit_small_patch16_224"), only_row(summary, arch="vit_small_patch8_224")
+    assert (s16["paper_linear_top1"], s16["paper_knn_top1@20"]) == (64.0, 47.1)
+    assert s16["gap_knn_top1@20"] == pytest.approx(50.0 - 47.1)
+    assert math.isnan(s8["paper_linear_top1"])
+
+
+@pytest.mark.parametrize("name, family, size, patch", [
+    ("resnet18", "resnet", "18", None), ("resnet50.a1_in1k", "resnet", "50", None),
+    ("vit_small_patch16_224", "vit", "small", 16), ("vit_huge_patch14_clip_224", "vit", "huge", 14),
+    ("convnextv2_huge", "convnextv2", "huge", None), ("wide_resnet50_2", "wide_resnet", "50", None),
+    ("tf_efficientnet_b0", "efficientnet", None, None), ("mobilenetv3_large_100", "mobilenetv3", "large", None),
+])
+def test_arch_signature(name, family, size, patch):
+    assert report.arch_signature(name) == report.ArchSignature(family, size, patch)
+
+
+def test_canonical_dataset_names():
+    assert report.canonical_dataset("FGVC-Aircraft") == "aircraft"
+    assert report.canonical_dataset("imagenet") == "imagenet1k"
+    assert report.canonical_dataset("oxford_iiit_pet") == "pets"
+    assert report.canonical_dataset("cifar100") == "cifar100"
+
+
+def test_paper_numbers_file_is_versioned_and_every_entry_is_sourced():
+    data = report.load_paper_numbers()
+    assert isinstance(data["version"], int)
+    for entry in data["entries"]:
+        assert entry["source"] and entry["role"] in ("paper", "benchmark", "reproduction"), entry["id"]
+        assert {"dataset", "method", "arch", "protocol", "metric", "qualifier"} <= set(entry), entry["id"]
+        assert ("value" in entry) != ("range" in entry), entry["id"]
+    by_id = {e["id"]: e for e in data["entries"]}
+    # Spot checks against DESIGN.md section 5.
+    assert by_id["paper-in1k-vith14"]["value"] == 79.0
+    assert by_id["paper-transfer-vitl-pets"]["value"] == 89.74
+    assert by_id["lightly-in1k-vitl14-knn"]["value"] == 53.4
+    assert by_id["repro-flowers102"]["range"] == [58.0, 60.0]
+
+
+def test_files_exist_and_parse(tmp_path: Path):
+    records = [synthetic_record("cifar100", seed=s, linear=acc) for s, acc in enumerate((0.6, 0.62))]
+    records += [synthetic_record("fashion_mnist", arch="vit_tiny_patch16_224", seed=0, linear=0.9),
+                synthetic_record("fashion_mnist", arch="vit_tiny_patch16_224", seed=1, status="failed")]
+    paths = report.write_tables("my_sweep", records, tmp_path)
+    assert [p.name for p in paths] == ["table.csv", "table.md", "table.tex"]
+
+    csv = pd.read_csv(tmp_path / "table.csv")
+    assert len(csv) == 2
+    assert csv.loc[csv["dataset"] == "cifar100", "linear_top1_mean"].item() == pytest.approx(61.0)
+    assert csv.loc[csv["dataset"] == "cifar100", "gap_linear_top1"].item() == pytest.approx(-9.0)
+
+    table_lines = [line for line in (tmp_path / "table.md").read_text().splitlines() if line.startswith("|")]
+    header = [c.strip() for c in table_lines[0].strip("|").split("|")]
+    assert len(table_lines) == 2 + 2  # header, rule, two groups
+    assert all(len(line.strip("|").split("|")) == len(header) for line in table_lines)
+    cifar = dict(zip(header, (c.strip() for c in table_lines[2].strip("|").split("|"))))
+    assert cifar["linear top-1 (%)"] == "61.00 ± 1.41"
+    assert cifar["gap (pp)"] == "-9.00"
+    vit = dict(zip(header, (c.strip() for c in table_lines[3].strip("|").split("|"))))
+    assert vit["runs"] == "1 done, 1 failed"
+
+    tex = (tmp_path / "table.tex").read_text()
+    columns = re.search(r"\\begin\{tabular\}\{(\w+)\}", tex).group(1)
+    rows = [line for line in tex.splitlines() if line.endswith(r"\\")]
+    assert len(columns) == len(header) and len(rows) == 3
+    assert all(row.count(" & ") == len(header) - 1 for row in rows)
+    assert r"61.00 $\pm$ 1.41" in tex and r"fashion\_mnist" in tex and r"\toprule" in tex
+
+
+def test_console_table_one_line_per_group():
+    records = [synthetic_record(seed=s, linear=acc, knn=acc - 0.05, wall=300.0) for s, acc in enumerate((0.8, 0.82))]
+    records.append(synthetic_record("cifar10", method={"name": "random_init"}, linear=0.3, knn=0.25, wall=0.0))
+    text = report.format_console_table(records)
+    lines = text.splitlines()
+    assert len(lines) == 2 + 2
+    assert lines[0].split()[:3] == ["method", "dataset", "arch"]
+    lejepa = next(line for line in lines if line.startswith("lejepa"))
+    assert "81.00 ± 1.41" in lejepa and "76.00 ± 1.41" in lejepa and "5.0 min" in lejepa
+    assert "30.00" in next(line for line in lines if line.startswith("random_init"))
+    assert report.format_console_table([]) == "no result records yet"
+
+
+def test_write_report_on_200_records_takes_seconds(tmp_path: Path):
+    records = [synthetic_record(seed=seed, arch=arch, method={"name": "lejepa", "lamb": lamb, "num_slices": 256},
+                                local_views=views, linear=0.5 + lamb + 0.01 * views + 0.001 * seed, loss=1 - lamb)
+               for arch in ("resnet18", "resnet34") for lamb in (0.01, 0.05, 0.1, 0.2, 0.3)
+               for views in (2, 4, 6, 8) for seed in range(5)]
+    assert len(records) == 200
+    start = time.perf_counter()
+    paths = report.write_report("big", records, tmp_path)
+    elapsed = time.perf_counter() - start
+    print(f"write_report on {len(records)} records: {elapsed:.2f} s")
+    assert {p.name for p in paths} >= {"table.csv", "table.md", "table.tex", "report.md", "loss_vs_accuracy.png",
+                                       "stability_heatmap.pdf", "architecture_sweep.png", "sigreg_toy.png"}
+    assert all(p.exists() for p in paths)
+    assert len(pd.read_csv(tmp_path / "table.csv")) == 2 * 5 * 4
+    index = (tmp_path / "report.md").read_text()
+    assert "embedding_spectrum: no finished run has evaluation.embedding_spectrum" in index
+    assert elapsed < 60

@@ -1,0 +1,78 @@
+"""Pretraining: resume after a kill is bit-identical; a non-finite loss stops the run as diverged."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from conftest import make_tiny_spec
+from lejepa.checkpoint import checkpoint_paths
+from lejepa.train import learning_rate, pretrain
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _metrics(run_dir: Path) -> list[dict]:
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in line.items() if k not in ("images_per_second", "elapsed")} for line in lines]
+
+
+def test_killed_run_resumes_to_the_same_numbers(tmp_path):
+    spec = make_tiny_spec(train={"max_steps": 40, "checkpoint_every": 5})
+    _, reference = pretrain(spec, tmp_path / "reference", progress=False)
+    reference_state = torch.load(checkpoint_paths(tmp_path / "reference" / "ckpt")[0], weights_only=False)
+
+    # A separate process is SIGKILLed (no chance to clean up) as soon as its first checkpoint lands.
+    killed_dir = tmp_path / "killed"
+    script = (
+        "import json, sys; from lejepa.spec import RunSpec; from lejepa.train import pretrain; "
+        f"pretrain(RunSpec.from_dict(json.loads(sys.argv[1])), {str(killed_dir)!r}, progress=False)"
+    )
+    child = subprocess.Popen([sys.executable, "-c", script, json.dumps(spec.to_dict())], cwd=REPO)
+    deadline = time.time() + 240
+    while not checkpoint_paths(killed_dir / "ckpt") and time.time() < deadline and child.poll() is None:
+        time.sleep(0.01)
+    os.kill(child.pid, signal.SIGKILL)
+    assert child.wait() == -signal.SIGKILL, "the child finished before it could be killed"
+    assert checkpoint_paths(killed_dir / "ckpt")[0].name != "step_00000040.pt"
+
+    _, resumed = pretrain(spec, killed_dir, progress=False)
+    resumed_state = torch.load(checkpoint_paths(killed_dir / "ckpt")[0], weights_only=False)
+    assert resumed.steps == reference.steps == 40
+    assert resumed.final_loss == reference.final_loss
+    assert resumed.final_parts == reference.final_parts
+    for name, tensor in reference_state["model"].items():
+        assert torch.equal(tensor, resumed_state["model"][name]), name
+    assert _metrics(killed_dir) == _metrics(tmp_path / "reference")  # one uninterrupted-looking log
+
+
+def test_finished_run_is_not_trained_again(tmp_path):
+    spec = make_tiny_spec(train={"max_steps": 3})
+    _, first = pretrain(spec, tmp_path, progress=False)
+    _, again = pretrain(spec, tmp_path, progress=False)
+    assert again.steps == first.steps and again.final_loss == first.final_loss
+    assert again.wall_seconds == first.wall_seconds  # nothing ran: the saved wall time is reported
+
+
+def test_non_finite_loss_stops_as_diverged_without_saving_it(tmp_path):
+    spec = make_tiny_spec(train={"max_steps": 30, "lr": 1e12, "warmup_fraction": 0.0, "checkpoint_every": 1})
+    _, result = pretrain(spec, tmp_path, progress=False)
+    assert result.status == "diverged"
+    assert f"at step {result.steps}" in result.reason and "Lower train.lr" in result.reason
+    for path in checkpoint_paths(tmp_path / "ckpt"):  # every checkpoint that exists holds finite weights
+        state = torch.load(path, weights_only=False)
+        assert all(torch.isfinite(t).all() for t in state["model"].values() if t.is_floating_point())
+        assert int(path.stem.split("_")[1]) <= result.steps
+
+
+def test_learning_rate_warms_up_then_decays_to_the_floor():
+    spec = make_tiny_spec(train={"lr": 1.0, "warmup_fraction": 0.1, "min_lr_ratio": 1e-3})
+    rates = [learning_rate(step, 100, spec) for step in range(100)]
+    assert rates[0] == 0.1 and rates[9] == 1.0  # linear over the first 10 steps
+    assert all(a >= b for a, b in zip(rates[9:], rates[10:]))  # then monotone cosine
+    assert abs(learning_rate(100, 100, spec) - 1e-3) < 1e-12
