@@ -221,7 +221,7 @@ def pretrain(spec: RunSpec, run_dir: Path, progress: bool = True) -> tuple[Metho
     bar.close()
     wall = elapsed + time.perf_counter() - loop_start
     if images_seen == 0 and state is not None:  # already finished earlier: report the saved numbers
-        loss_value, parts = state.get("loss"), state.get("parts", {})
+        loss_value, parts, wall = state.get("loss"), state.get("parts", {}), elapsed
     throughput = (total_steps * spec.train.batch_size / wall) if wall > 0 else 0.0
     return method, PretrainResult("done", total_steps, total_steps / steps_per_epoch, wall, throughput,
                                   loss_value, parts)
