@@ -166,6 +166,7 @@ def pretrain(spec: RunSpec, run_dir: Path, progress: bool = True) -> tuple[Metho
     step_model = torch.compile(model) if spec.train.compile else model
     bar = tqdm(total=total_steps, initial=start_step, disable=not progress or rank != 0, desc=spec.run_id)
     images_seen, loop_start = 0, time.perf_counter()
+    wall = elapsed  # training wall time so far, as the newest checkpoint will record it
     loss_value, parts = None, {}
     method.train()
     for step, (batch, _labels) in enumerate(loader, start=start_step):
@@ -203,10 +204,11 @@ def pretrain(spec: RunSpec, run_dir: Path, progress: bool = True) -> tuple[Metho
         done = step + 1
         now = time.perf_counter()
         throughput = images_seen / (now - loop_start)
+        wall = elapsed + now - loop_start
         loss_value, parts = global_loss.item(), {k: v.item() for k, v in parts.items()}
         if rank == 0 and (done % spec.train.log_every == 0 or done == total_steps):
             record = {"step": done, "epoch": done / steps_per_epoch, "loss": loss_value, **parts,
-                      "lr": lr, "images_per_second": throughput, "elapsed": elapsed + now - loop_start}
+                      "lr": lr, "images_per_second": throughput, "elapsed": wall}
             with open(metrics_path, "a") as f:
                 f.write(json.dumps(record) + "\n")
         bar.set_postfix(loss=f"{loss_value:.4f}", **{k: f"{v:.4f}" for k, v in parts.items()},
@@ -214,14 +216,13 @@ def pretrain(spec: RunSpec, run_dir: Path, progress: bool = True) -> tuple[Metho
         bar.update(1)
         if rank == 0 and (done % spec.train.checkpoint_every == 0 or done == total_steps):
             save_checkpoint(ckpt_dir, done, {
-                "run_id": spec.run_id, "step": done, "elapsed": elapsed + now - loop_start,
+                "run_id": spec.run_id, "step": done, "elapsed": wall,
                 "model": method.state_dict(), "optimizer": optimizer.state_dict(), "rng": _rng_states(),
                 "loss": loss_value, "parts": parts,
             })
     bar.close()
-    wall = elapsed + time.perf_counter() - loop_start
     if images_seen == 0 and state is not None:  # already finished earlier: report the saved numbers
-        loss_value, parts, wall = state.get("loss"), state.get("parts", {}), elapsed
+        loss_value, parts = state.get("loss"), state.get("parts", {})
     throughput = (total_steps * spec.train.batch_size / wall) if wall > 0 else 0.0
     return method, PretrainResult("done", total_steps, total_steps / steps_per_epoch, wall, throughput,
                                   loss_value, parts)
