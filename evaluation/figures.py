@@ -70,7 +70,7 @@ def register_figure(name: str):
             try:
                 fig = draw([describe(r) for r in records], **options)
             except SkipFigure as skip:
-                (on_skip or _log_skip)(name, str(skip))
+                (_log_skip if on_skip is None else on_skip)(name, str(skip))
                 return None
             if out_dir is not None:
                 save_figure(fig, Path(out_dir), name)
@@ -401,7 +401,8 @@ def sigreg_toy_figure(toy: dict, out_dir: Path | None = None, on_skip: SkipHandl
     needed = ("samples_before", "samples_after", "statistic")
     missing = [k for k in needed if not toy.get(k)]
     if toy.get("kind") != "sigreg_toy" or missing:
-        (on_skip or _log_skip)("sigreg_toy", f"not a SIGReg toy record (kind sigreg_toy with {', '.join(needed)})")
+        skip = _log_skip if on_skip is None else on_skip
+        skip("sigreg_toy", f"not a SIGReg toy record (kind sigreg_toy with {', '.join(needed)})")
         return None
     before, after = np.asarray(toy["samples_before"]), np.asarray(toy["samples_after"])
     statistic = np.asarray(toy["statistic"], dtype=float)

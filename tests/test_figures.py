@@ -150,7 +150,7 @@ def test_transfer_skips_without_transfer_runs():
 
 
 def test_embedding_spectrum_lines_per_method_and_isotropy():
-    flat, steep = np.ones(32), np.exp(-0.5 * np.arange(32))
+    flat, steep = np.ones(32), np.exp(-np.arange(32.0))
     records = [synthetic_record(method={"name": "lejepa"}, seed=s, evaluation={"embedding_spectrum": list(flat * (s + 1))})
                for s in (0, 1)]
     records.append(synthetic_record(method={"name": "random_init"}, evaluation={"embedding_spectrum": list(steep)}))
