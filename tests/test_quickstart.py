@@ -1,0 +1,44 @@
+"""The README's main job, shrunk: the quickstart manifest launched and reported through the CLI.
+
+The real command trains for minutes; here the same manifest runs with overrides that keep every stage
+(pretrain, checkpoint, frozen features, linear probe, kNN, record, report) but only a few steps.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from slurm.cli import main
+
+SMALL = ["data.train_limit=256", "data.test_limit=200", "train.max_steps=3", "train.batch_size=64",
+         "eval.linear_epochs=2", "eval.knn_k=[10,20]"]
+
+
+def test_quickstart_launch_then_report(tmp_path: Path, capsys):
+    assert main(["launch", "quickstart", *SMALL, "--executor", "debug", "--results", str(tmp_path)]) == 0
+    records = [json.loads(p.read_text()) for p in sorted((tmp_path / "quickstart").glob("*/result.json"))]
+    assert sorted(r["spec"]["method"]["name"] for r in records) == ["lejepa", "random_init", "raw_pixels"]
+    for record in records:
+        assert record["status"] == "done"
+        evaluation = record["evaluation"]
+        assert evaluation["test_images"] == 200 and evaluation["train_images"] == 256
+        assert 0.1 < evaluation["linear_top1"] <= 1.0 and 0.1 < evaluation["knn_top1@20"] <= 1.0
+    lejepa = next(r for r in records if r["spec"]["method"]["name"] == "lejepa")
+    assert lejepa["pretrain"]["steps"] == 3 and set(lejepa["pretrain"]["final_parts"]) == {"pred", "sigreg"}
+    raw = next(r for r in records if r["spec"]["method"]["name"] == "raw_pixels")
+    assert raw["evaluation"]["feature_dim"] == 3 * 28 * 28  # the normalised pixels themselves
+
+    capsys.readouterr()
+    assert main(["report", "quickstart", *SMALL, "--results", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    for name in ("lejepa", "random_init", "raw_pixels", "linear top-1 %", "kNN@20 top-1 %"):
+        assert name in printed
+    linear = f"{100 * lejepa['evaluation']['linear_top1']:.1f}"
+    assert linear in printed  # the table shows the record's number, in %
+    for name in ("table.csv", "table.md", "table.tex", "report.md"):
+        assert (tmp_path / "quickstart" / name).stat().st_size > 0
+
+    # Relaunching finds every record done and runs nothing.
+    assert main(["launch", "quickstart", *SMALL, "--executor", "debug", "--results", str(tmp_path)]) == 0
+    assert "0 run(s) submitted" in capsys.readouterr().out
