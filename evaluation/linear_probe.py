@@ -103,18 +103,24 @@ def linear_probe(
 def few_shot_probe(
     train_features: torch.Tensor, train_labels: torch.Tensor, test_features: torch.Tensor,
     test_labels: torch.Tensor, num_classes: int, shots: int, draws: int, *, lr: float, features: slice,
-    epochs: int, weight_decay: float, seed: int,
+    steps: int, batch_size: int, weight_decay: float, seed: int,
 ) -> dict:
     """`shots` labelled images per class, `draws` independent draws; the lr and features are those the
-    full-data probe chose on its held-out split (with one shot there is nothing to hold out)."""
+    full-data probe chose on its held-out split (with one shot there is nothing to hold out).
+
+    The head trains for `steps` optimiser steps, the full-data probe's count, in mini-batches of at most
+    `batch_size`: an lr chosen for that many steps means little over the few steps that "the same epochs"
+    would give a handful of images (1-shot, 20 epochs: 20 steps, too few at lr 1e-3 to leave chance)."""
     accuracies = []
     labels_np = train_labels.numpy()
     for draw in range(draws):
         rng = np.random.default_rng([seed, shots, draw])
         chosen = np.concatenate([rng.choice(np.flatnonzero(labels_np == c), size=min(shots, int((labels_np == c).sum())),
                                             replace=False) for c in range(num_classes) if (labels_np == c).any()])
+        batch = min(batch_size, len(chosen))
+        epochs = math.ceil(steps / math.ceil(len(chosen) / batch))
         heads, _ = train_heads(train_features[chosen], train_labels[chosen], num_classes, (lr,), {"f": features},
-                               epochs, len(chosen), weight_decay, seed + draw)
+                               epochs, batch, weight_decay, seed + draw)
         with torch.no_grad():
             accuracies.append(topk_accuracy(heads[0](test_features[:, features]), test_labels, 1))
     return {"mean": float(np.mean(accuracies)), "std": float(np.std(accuracies)), "draws": accuracies}

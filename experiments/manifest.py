@@ -4,6 +4,17 @@ Everything a manifest says is checked before anything is submitted: keys, value 
 architecture, method and its options, empty grids, duplicate runs. All problems of a manifest are
 collected and reported together, each naming the file, the key path it came from and the closest valid
 names. The format is documented in experiments/README.md.
+
+Two additions to the grid/include format:
+- A named axis: a grid key that is not a run key, whose values are mappings of run keys, sets those keys
+  together, so values that belong together vary as one (an architecture and its weight decay):
+      grid:
+        backbone:
+          - {model.arch: resnet50, train.weight_decay: 5.0e-4}
+          - {model.arch: vit_small_patch16_224, train.weight_decay: 5.0e-2}
+- `model.init_from` may name a manifest (`paper/in1k`): it resolves to "EXPERIMENT/RUN_ID" of the one run
+  of that manifest with this run's seed, method and model, and the resolution must match the source's
+  (the backbone is built for it). A run with init_from does not pretrain, so it must say train.epochs: 0.
 """
 
 from __future__ import annotations
@@ -29,6 +40,9 @@ RUN_KEYS = ("seed", "method", *SECTIONS)
 BUILT_IN = "(built-in default)"
 EXPERIMENTS_DIR = Path(__file__).resolve().parent
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# model.init_from written as EXPERIMENT/RUN_ID (a run_id ends in -s<seed>-<10 hex digits>, see RunSpec.run_id)
+RUN_REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.-]+-s\d+-[0-9a-f]{10}$")
+_LOADING: list[Path] = []  # manifests being loaded, innermost last: a cycle of init_from references stops here
 
 
 class ManifestError(Exception):
@@ -87,9 +101,13 @@ def parse_yaml(text: str, source: str) -> Any:
     try:
         return yaml.load(text, Loader=_Loader)
     except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
+        mark, started = error.problem_mark or error.context_mark, error.context_mark
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        what = " ".join(part for part in (error.context, error.problem) if part)
+        context = error.context
+        if context and started and started is not mark and started.line != mark.line:
+            # an unclosed bracket is noticed lines later: say where the construct began
+            context = f"{context} (started at line {started.line + 1}, column {started.column + 1})"
+        what = " ".join(part for part in (context, error.problem) if part)
         raise ManifestError([f"{where}: bad YAML: {what}"]) from None
     except yaml.YAMLError as error:
         raise ManifestError([f"{source}: bad YAML: {error}"]) from None
@@ -254,7 +272,9 @@ def _assign_section(run: _Run, section: str, rest: list[str], value: Any, where:
         return
     name = rest[0]
     if name not in fields:
-        problems.append((where, f"{section} has no key '{name}'{_suggest(name, fields)}"))
+        named_axis = ("; to set keys of several sections together in a grid, give the axis a label that is no "
+                      "run key (grid: {setting: [{...}]})") if "." in name and where.startswith("grid.") else ""
+        problems.append((where, f"{section} has no key '{name}'{_suggest(name, fields)}{named_axis}"))
         return
     dotted = f"{section}.{name}"
     if len(rest) == 1:
@@ -310,13 +330,13 @@ def _resolved_problems(run: _Run) -> list[tuple[str, str]]:
     try:
         method_cls, _ = parse_options({"name": method.get("name", "")})
     except KeyError as error:
-        problems.append((run.origin("method.name"), str(error.args[0])))
+        problems.append((_method_key_origin(run, "name"), str(error.args[0])))
         return problems
     option_types = _field_types(method_cls.Options)
     for key, value in list(method.items()):
         if key == "name":
             continue
-        where = run.origin(f"method.{key}")
+        where = _method_key_origin(run, key)
         if key not in option_types:
             extra = "" if option_types else "; this method takes no options"
             problems.append((where, (f"method '{method_cls.name}' has no option '{key}'"
@@ -328,6 +348,60 @@ def _resolved_problems(run: _Run) -> list[tuple[str, str]]:
         else:
             method[key] = coerced
     return problems
+
+
+def _method_key_origin(run: _Run, key: str) -> str:
+    """Where method.<key> was set. Given inside a whole method mapping (`method: {name: x, lamb: 1}`),
+    the key path goes down to the option itself: defaults.method.lamb, grid.method[1].lamb."""
+    where = run.origin(f"method.{key}")
+    if f"method.{key}" in run.origins or where == BUILT_IN or where.startswith("override"):
+        return where
+    return f"{where}.{key}"
+
+
+def _is_named_axis(key: str, values: list) -> bool:
+    """A grid axis of run-key mappings under a label (not itself a run key); see the module docstring."""
+    return key.split(".")[0] not in RUN_KEYS and all(isinstance(value, dict) for value in values)
+
+
+def _image_size(spec: RunSpec) -> int:
+    from lejepa.data import get_dataset
+
+    return spec.data.image_size or get_dataset(spec.data.name).image_size
+
+
+def _resolve_init_from(spec: RunSpec, sources: dict[str, Manifest]) -> tuple[RunSpec, str | None]:
+    """(spec with model.init_from as EXPERIMENT/RUN_ID, None), or (spec, what is wrong)."""
+    from lejepa.methods import parse_options
+
+    reference = spec.model.init_from
+    if spec.train.epochs != 0:
+        return spec, (f"model.init_from evaluates the weights of another run and does not pretrain: set "
+                      f"train.epochs: 0 (got {spec.train.epochs:g})")
+    if RUN_REFERENCE.match(reference):
+        return spec, None  # an explicit run: the job checks that it is done and has its weights
+    if reference not in sources:
+        try:
+            sources[reference] = load_manifest(reference)
+        except ManifestError as error:
+            return spec, (f"model.init_from '{reference}' is neither EXPERIMENT/RUN_ID nor a manifest that loads: "
+                          f"{error.problems[0]}")
+    source = sources[reference]
+    model = dataclasses.replace(spec.model, init_from=None)
+    method = parse_options(spec.method)
+    matches = [s for s in source.runs if s.seed == spec.seed and s.model == model and parse_options(s.method) == method]
+    if len(matches) != 1:
+        offered = ", ".join(sorted({f"{s.method_name} {s.model.arch} seed {s.seed}" for s in source.runs}))
+        return spec, (f"model.init_from {reference}: {len(matches)} of its {len(source.runs)} runs have this run's "
+                      f"seed, method and model ({spec.method_name} {spec.model.arch} seed {spec.seed}); exactly one "
+                      f"must (its runs: {offered}; method options and every model.* key must be equal)")
+    found = matches[0]
+    if _image_size(found) != _image_size(spec):
+        return spec, (f"model.init_from {reference}: the source run {found.run_id} trained at {_image_size(found)} px "
+                      f"and its backbone is built for that resolution; set data.image_size: {_image_size(found)} "
+                      f"(this run has {_image_size(spec)})")
+    resolved = dataclasses.replace(spec.model, init_from=f"{found.experiment}/{found.run_id}")
+    return dataclasses.replace(spec, model=resolved), None
 
 
 # ------------------------------------------------------------------------------------------- manifests
@@ -378,7 +452,14 @@ def load_manifest(name_or_path: str | Path, overrides: list[str] | tuple[str, ..
     except OSError as error:
         raise ManifestError([f"{source}: cannot read: {error.strerror}"]) from None
     data = parse_yaml(text, source)
-    return expand(data, source, overrides, path)
+    if path.resolve() in _LOADING:
+        chain = " -> ".join(str(p) for p in [*_LOADING, path.resolve()])
+        raise ManifestError([f"{source}: model.init_from references form a cycle: {chain}"])
+    _LOADING.append(path.resolve())
+    try:
+        return expand(data, source, overrides, path)
+    finally:
+        _LOADING.pop()
 
 
 def expand(data: Any, source: str, overrides=(), path: Path | None = None) -> Manifest:
@@ -390,7 +471,7 @@ def expand(data: Any, source: str, overrides=(), path: Path | None = None) -> Ma
 
     if not isinstance(data, dict):
         problems.append(("top level", (f"a manifest is a mapping with keys {', '.join(TOP_LEVEL_KEYS)}; "
-                                      f"got {type(data).__name__}")))
+                                      f"got {'an empty file' if data is None else type(data).__name__}")))
         raise fail()
     for key in data:
         if key not in TOP_LEVEL_KEYS:
@@ -440,10 +521,16 @@ def expand(data: Any, source: str, overrides=(), path: Path | None = None) -> Ma
             parsed_overrides.append((*parsed, f"override '{text}'"))
 
     candidates: list[tuple[_Run, str]] = []
-    for combination in itertools.product(*(range(len(values)) for _, values in axes)):
+    # No grid: the defaults are one run, unless include lists the runs (then they are the only ones).
+    combinations = itertools.product(*(range(len(values)) for _, values in axes)) if axes or not include else []
+    for combination in combinations:
         run = base.copy()
         for (key, values), index in zip(axes, combination):
-            assign(run, key, values[index], f"grid.{key}[{index}]", problems)
+            if _is_named_axis(key, values):
+                for item_key, item in values[index].items():
+                    assign(run, str(item_key), item, f"grid.{key}[{index}].{item_key}", problems)
+            else:
+                assign(run, key, values[index], f"grid.{key}[{index}]", problems)
         label = ", ".join(f"{key}={_describe_value(values[i])}" for (key, values), i in zip(axes, combination))
         candidates.append((run, f"grid: {label}" if label else "defaults"))
     for index, extra in enumerate(include):
@@ -454,6 +541,7 @@ def expand(data: Any, source: str, overrides=(), path: Path | None = None) -> Ma
 
     runs: list[RunSpec] = []
     origins: list[str] = []
+    sources: dict[str, Manifest] = {}  # init_from manifests, loaded once for all the runs naming them
     for run, origin in candidates:
         for key, value, where in parsed_overrides:
             assign(run, key, value, where, problems)
@@ -466,6 +554,11 @@ def expand(data: Any, source: str, overrides=(), path: Path | None = None) -> Ma
         except (TypeError, ValueError) as error:  # a check above missed something: still a message
             problems.append((origin, f"cannot build the run: {error}"))
             continue
+        if spec.model.init_from is not None:
+            spec, problem = _resolve_init_from(spec, sources)
+            if problem:
+                problems.append((run.origin("model.init_from"), problem))
+                continue
         runs.append(spec)
         origins.append(origin)
 

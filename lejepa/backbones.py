@@ -139,6 +139,11 @@ FAMILIES: dict[str, Family] = {
     "regnet": Family("stride-1 stem (total stride 16)", small_stem=lambda m: _set_stride(m.stem.conv, 1)),
     "efficientnet": Family("stride-1 stem (total stride 16)", small_stem=lambda m: _set_stride(m.conv_stem, 1)),
     "mobilenetv3": Family("stride-1 stem (total stride 16)", small_stem=lambda m: _set_stride(m.conv_stem, 1)),
+    "mobilevit": Family("stride-1 stem (total stride 16)", small_stem=lambda m: _set_stride(m.stem.conv, 1)),
+    # PVT-v2's first attention shrinks its keys with a stride-8 convolution: the stride-4 patch embedding
+    # leaves a 14 px local crop 4x4 tokens, too few for it, so the embedding must stop downsampling.
+    "pvt_v2": Family("stride-1 overlapping patch embedding instead of 4 (total stride 8)",
+                     small_stem=lambda m: _set_stride(m.patch_embed.proj, 1)),
     "vision_transformer": _VIT,
     "deit": _VIT,
     "eva": _VIT,

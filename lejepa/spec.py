@@ -33,6 +33,11 @@ class ModelSpec:
     proj_dim: int = 128
     sync_batchnorm: bool = False
     timm_kwargs: dict = field(default_factory=dict)
+    # Weights from another run, "EXPERIMENT/RUN_ID" under the results root (a manifest may name the source
+    # manifest instead; it is resolved to the one run of it with this model, method and seed). Such a run
+    # does not pretrain (train.epochs 0): it evaluates the source's final weights on this run's dataset,
+    # e.g. transfer from ImageNet-1k (evaluation.transfer_from in the record says from where).
+    init_from: str | None = None
 
 
 @dataclass(frozen=True)

@@ -140,6 +140,15 @@ def pretrain(spec: RunSpec, run_dir: Path, progress: bool = True) -> tuple[Metho
     if spec.train.max_steps is not None:
         total_steps = min(total_steps, spec.train.max_steps)
 
+    if world > 1 and spec.model.sync_batchnorm:
+        # Every BatchNorm (backbone too, not only the projector) then normalises with global-batch statistics,
+        # as one process on the whole batch would.
+        if device.type != "cuda":
+            raise ValueError(
+                "model.sync_batchnorm needs GPUs (torch's SyncBatchNorm has no CPU kernel): set it to false for a "
+                "CPU run, or use a backbone and projector without BatchNorm (a ViT with model.proj_layers=1)"
+            )
+        method = torch.nn.SyncBatchNorm.convert_sync_batchnorm(method)
     model = method
     if world > 1:
         ddp_device = [device.index] if device.type == "cuda" else None
@@ -171,7 +180,7 @@ def pretrain(spec: RunSpec, run_dir: Path, progress: bool = True) -> tuple[Metho
     method.train()
     for step, (batch, _labels) in enumerate(loader, start=start_step):
         if batched:
-            view_batch = batch_views(batch.to(device, non_blocking=True), step, rank)
+            view_batch = batch_views(batch.to(device, non_blocking=True), step, rank, world)
         else:
             view_batch = [v.to(device, non_blocking=True) for v in batch]
         lr = learning_rate(step, total_steps, spec)

@@ -124,23 +124,31 @@ class BatchedMultiCropViews:
         self.global_size, self.local_size = view_sizes(views, image_size)
         self.mean, self.std = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
 
-    def __call__(self, images: torch.Tensor, step: int, rank: int = 0) -> list[torch.Tensor]:
-        generator = torch.Generator().manual_seed(hash((self.seed, step, rank)) % 2**63)
+    def __call__(self, images: torch.Tensor, step: int, rank: int = 0, world_size: int = 1) -> list[torch.Tensor]:
+        """`images` is shard `rank` of the step's global batch, split evenly over `world_size` ranks. Every
+        rank draws the whole global batch's parameters from (seed, step) and keeps its shard's, so an image's
+        views depend on its place in the global batch, not on how many ranks share it."""
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is not one of the {world_size} ranks")
+        generator = torch.Generator().manual_seed(hash((self.seed, step)) % 2**63)
+        shard = slice(rank * len(images), (rank + 1) * len(images))
         x = images.float() / 255
         sizes = [(self.global_size, self.spec.global_scale)] * self.spec.global_views
         sizes += [(self.local_size, self.spec.local_scale)] * self.spec.local_views
-        return [self._view(x, size, scale, generator) for size, scale in sizes]
+        return [self._view(x, size, scale, generator, shard, world_size) for size, scale in sizes]
 
-    def _view(self, x: torch.Tensor, size: int, scale, generator) -> torch.Tensor:
-        n, device, spec = len(x), x.device, self.spec
+    def _view(self, x: torch.Tensor, size: int, scale, generator, shard: slice, world_size: int) -> torch.Tensor:
+        n, device, spec = len(x) * world_size, x.device, self.spec  # n: draws for the global batch
 
         def chance(p: float) -> torch.Tensor:
-            return _per_image(torch.rand(n, generator=generator) < p, device)
+            return _per_image((torch.rand(n, generator=generator) < p)[shard], device)
 
         def uniform(low: float, high: float) -> torch.Tensor:
-            return torch.empty(n).uniform_(low, high, generator=generator)
+            return torch.empty(n).uniform_(low, high, generator=generator)[shard]
 
-        boxes = _crop_boxes(n, x.shape[-2], x.shape[-1], scale, spec.ratio, generator).to(device)
+        boxes = _crop_boxes(n, x.shape[-2], x.shape[-1], scale, spec.ratio, generator)[shard]
+        boxes[:, 0] -= shard.start  # roi_align's image index, within this shard
+        boxes = boxes.to(device)
         v = roi_align(x, boxes, output_size=size, spatial_scale=1.0, sampling_ratio=0, aligned=True)
         v = torch.where(chance(0.5), v.flip(-1), v)
         jitter = chance(spec.color_jitter)

@@ -135,15 +135,40 @@ def _print_dry_run(manifest: Manifest, results_root: Path, executor: str, parall
     print(_table(["run_id", "method", "dataset", "arch", "seed", "now"], rows))
     print(f"{len(manifest.runs)} runs ({len(plan.to_run)} to run, {len(plan.done)} done, "
           f"{len(plan.live)} queued/running); results in {Path(results_root) / manifest.name}")
-    print(f"GPU-hours, upper bound from the time limits (sum of nodes x gpus_per_node x time_min / 60): "
-          f"{gpu_hours(list(manifest.runs)):.1f} for all runs, {gpu_hours(plan.to_run):.1f} for the runs to run")
+    print(f"GPU-hours: {gpu_hours(list(manifest.runs)):.1f} for all runs, {gpu_hours(plan.to_run):.1f} for the runs "
+          f"to run (sum of nodes x gpus_per_node x resources.time_min / 60: each job's time limit, which the "
+          f"paper manifests set to the run's estimated wall time plus a margin, so a high estimate)")
     cap = parallelism if executor == "slurm" else None
     print(f"sbatch parameters (--executor slurm: one job array per resources block{'' if cap else ', no cap'}):")
     for resources, group in group_by_resources(plan.to_run or list(manifest.runs)):
-        print(f"  {len(group)} task(s): {sbatch_flags(sbatch_parameters(resources, manifest.name, cap), len(group))}")
+        print(f"  {len(group)} task(s), {gpu_hours(group):.1f} GPU-hours: "
+              f"{sbatch_flags(sbatch_parameters(resources, manifest.name, cap), len(group))}")
+    _print_weight_sources(manifest, results_root)
     if executor != "slurm":
         print(f"executor {executor}: {parallelism or 1} run(s) at a time on this machine")
     print("dry run: nothing submitted")
+
+
+def _print_weight_sources(manifest: Manifest, results_root: Path) -> None:
+    """Runs with model.init_from evaluate another run's weights: say which, and whether they exist yet."""
+    from evaluation.record import read_record, record_path
+
+    users: dict[str, int] = {}
+    for spec in manifest.runs:
+        if spec.model.init_from:
+            users[spec.model.init_from] = users.get(spec.model.init_from, 0) + 1
+    if not users:
+        return
+    print("weights from other runs (model.init_from; such a run fails until its source is done):")
+    for reference, count in users.items():
+        experiment, _, run_id = reference.partition("/")
+        path = record_path(results_root, experiment, run_id)
+        try:
+            state = read_record(path).get("status", "unknown") if path.exists() else "not run yet"
+        except (ValueError, OSError):
+            state = "unreadable record"
+        todo = "" if state == "done" else f": launch the manifest of experiment '{experiment}' first"
+        print(f"  {reference}: {state}{todo} ({count} run(s) here use it)")
 
 
 def cmd_run(args) -> int:

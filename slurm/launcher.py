@@ -65,11 +65,25 @@ class RunJob(submitit.helpers.Checkpointable):
 
         _limit_threads(spec)
         _init_distributed()
+        import torch
+
         ckpts = checkpoint_paths(run_dir(Path(results_root), spec.experiment, spec.run_id) / "ckpt")
         attempt = int(os.environ.get("SLURM_RESTART_COUNT", "0")) + 1
         resume = f"resuming from {ckpts[0].name}" if ckpts else "no checkpoint yet, starting from step 0"
-        print(f"lejepa: run {spec.run_id} attempt {attempt} on {os.uname().nodename}: {resume}", flush=True)
+        print(f"lejepa: run {spec.run_id} attempt {attempt} on {os.uname().nodename} with "
+              f"{torch.get_num_threads()} CPU thread(s): {resume}", flush=True)
         return run_job(spec, results_root, progress=False)
+
+
+# Lines run by each SLURM job before its tasks start. Thread pools (torch, OpenMP, MKL, OpenBLAS) size
+# themselves from these variables, else from all the node's cores. Slurm 22.05 no longer passes the job's
+# --cpus-per-task on to srun (SRUN_CPUS_PER_TASK restores it), so a node that binds tasks to CPUs would
+# otherwise give the task one CPU.
+JOB_SETUP = [
+    "export SRUN_CPUS_PER_TASK=${SLURM_CPUS_PER_TASK:-1}",
+    *(f"export {name}=${{SLURM_CPUS_PER_TASK:-1}}" for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                                                 "OPENBLAS_NUM_THREADS")),
+]
 
 
 def _limit_threads(spec: RunSpec) -> None:
@@ -123,7 +137,9 @@ def _locked(path: Path):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def update_ledger(results_root: Path, experiment: str, entries: dict[str, dict], launch: dict) -> None:
+def update_ledger(results_root: Path, experiment: str, entries: dict[str, dict],
+                  launch: dict | None = None) -> None:
+    """Add or replace runs' job entries, and note a launch (when given) in the launch history."""
     path = ledger_path(results_root, experiment)
     with _locked(path):
         ledger = read_ledger(results_root, experiment)
@@ -132,7 +148,8 @@ def update_ledger(results_root: Path, experiment: str, entries: dict[str, dict],
             if previous:
                 entry["previous_jobs"] = [*previous.get("previous_jobs", []), previous["job_id"]][-10:]
             ledger["runs"][run_id] = entry
-        ledger["launches"] = [*ledger.get("launches", []), launch][-50:]
+        if launch:
+            ledger["launches"] = [*ledger.get("launches", []), launch][-50:]
         payload = json.dumps(ledger, indent=2, sort_keys=True).encode()
         atomic_write_bytes(path, lambda f: f.write(payload))
 
@@ -353,7 +370,7 @@ def _entry(job: submitit.Job, executor: str) -> dict:
 def _launch_slurm(manifest, results_root, folder, specs, parallelism, outcome, launch_info, echo) -> None:
     for resources, group in group_by_resources(specs):
         executor = submitit.AutoExecutor(folder=folder, cluster="slurm")
-        executor.update_parameters(**sbatch_parameters(resources, manifest.name, parallelism))
+        executor.update_parameters(**sbatch_parameters(resources, manifest.name, parallelism), slurm_setup=JOB_SETUP)
         jobs = executor.map_array(RunJob(), group, [str(results_root)] * len(group))
         entries = {spec.run_id: _entry(job, "slurm") for spec, job in zip(group, jobs)}
         update_ledger(results_root, manifest.name, entries, {**launch_info, "array": jobs[0].job_id.split("_")[0]})
@@ -397,7 +414,7 @@ def _launch_local(manifest, results_root, folder, specs, parallelism, outcome, l
                                            tasks_per_node=spec.resources.tasks_per_node, visible_gpus=gpus)
                 job = executor.submit(RunJob(), spec, str(results_root))
                 running[slot] = (spec, job)
-                update_ledger(results_root, manifest.name, {spec.run_id: _entry(job, "local")}, {})
+                update_ledger(results_root, manifest.name, {spec.run_id: _entry(job, "local")})
                 outcome.submitted[spec.run_id] = str(job.job_id)
                 echo(f"started {spec.run_id} (local job {job.job_id}); log {job.paths.stderr}")
             for slot, (spec, job) in list(running.items()):
@@ -418,6 +435,7 @@ def _launch_debug(manifest, results_root, folder, specs, outcome, launch_info, e
     for spec in specs:
         executor = submitit.DebugExecutor(folder=folder)
         job = executor.submit(RunJob(), spec, str(results_root))
+        update_ledger(results_root, manifest.name, {spec.run_id: _entry(job, "debug")})  # for `lejepa status`
         outcome.submitted[spec.run_id] = str(job.job_id)
         echo(f"running {spec.run_id} in this process")
         _collect(job, spec, results_root, outcome, echo)

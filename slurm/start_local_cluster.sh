@@ -55,6 +55,9 @@ $MARKER
 ClusterName=lejepa-local
 SlurmctldHost=$HOST
 AuthType=auth/munge
+# A requeued job may start again only after the job credential lifetime (default 120 s); 10 s is plenty
+# on one node and keeps a preempted job's restart quick.
+AuthInfo=cred_expire=10
 SlurmUser=root
 SlurmctldPort=6817
 SlurmdPort=6818
@@ -72,6 +75,9 @@ JobCompType=jobcomp/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 SchedulerType=sched/backfill
+# Pending jobs are looked at every few seconds (defaults: 60 s and 30 s), so a requeued job whose begin
+# time has passed starts promptly instead of waiting for the next full pass.
+SchedulerParameters=sched_interval=2,bf_interval=2
 ReturnToService=2
 # Short kill grace and a quick requeue make preemption tests fast; finished jobs stay visible to
 # scontrol for MinJobAge seconds (there is no accounting database for sacct).

@@ -122,8 +122,6 @@ def test_digits_is_bundled_with_scikit_learn():
 
 @pytest.mark.parametrize("name", sorted(set(DATASETS) - {"digits"}))
 def test_missing_dataset_says_where_it_looked_and_how_to_get_it(name, tmp_path):
-    if name == "fashion_mnist":  # owned elsewhere: its loader passes a shorter text than it registers
-        pytest.xfail("mnist_like.fashion_mnist raises with a how-to-get text other than the registered one")
     info = get_dataset(name)
     root = tmp_path / "nothing-here"
     with pytest.raises(DatasetNotFound) as raised:

@@ -29,7 +29,7 @@ def test_batched_views_shapes_and_determinism():
     assert all(torch.equal(a, b) for a, b in zip(first, again))
     assert not torch.equal(first[0], next_step[0])
     assert not torch.equal(first[0], first[1])  # two global views of one image differ
-    assert not torch.equal(make(images, step=5, rank=1)[0], first[0])  # ranks draw their own crops
+    assert not torch.equal(make(images, step=5, rank=1, world_size=2)[0], first[0])  # ranks draw their own crops
 
 
 def test_batched_views_without_augmentation_reproduce_the_normalised_image():

@@ -11,6 +11,10 @@ import torch
 
 from lejepa.data.registry import DatasetNotFound, register_dataset
 
+FASHION_MNIST_HOW = (
+    "apt-get install dataset-fashion-mnist (Debian), or the IDX .gz files from the Fashion-MNIST project"
+)
+
 
 class TensorImageDataset(torch.utils.data.Dataset):
     """In-memory uint8 images (N x H x W, grayscale) served as 3-channel tensors with int labels."""
@@ -55,16 +59,14 @@ def _find_idx(root: Path, stem: str) -> Path | None:
     mean=(0.2860,) * 3,
     std=(0.3530,) * 3,
     default_root="/usr/share/datasets/fashion-mnist",
-    how_to_get="apt-get install dataset-fashion-mnist (Debian), or the IDX .gz files from the Fashion-MNIST project",
+    how_to_get=FASHION_MNIST_HOW,
 )
 def fashion_mnist(root: Path, split: str) -> TensorImageDataset:
     prefix = "train" if split == "train" else "t10k"
     images, labels = _find_idx(root, f"{prefix}-images-idx3-ubyte"), _find_idx(root, f"{prefix}-labels-idx1-ubyte")
     if images is None or labels is None:
-        raise DatasetNotFound(
-            "fashion_mnist", root, f"{prefix}-images-idx3-ubyte[.gz] and {prefix}-labels-idx1-ubyte[.gz]",
-            "apt-get install dataset-fashion-mnist",
-        )
+        looked_for = f"{prefix}-images-idx3-ubyte[.gz] and {prefix}-labels-idx1-ubyte[.gz] (directly or under raw/)"
+        raise DatasetNotFound("fashion_mnist", root, looked_for, FASHION_MNIST_HOW)
     return TensorImageDataset(read_idx(images), read_idx(labels))
 
 

@@ -1,0 +1,207 @@
+"""Every architecture of experiments/architectures.yaml builds and trains with LeJEPA (DESIGN.md section 7).
+
+Each entry is built at 32 px (so with its family's small-image adaptation) and checked one of two ways:
+
+- step: on the CPU, from timm's initialisation, a few LeJEPA optimisation steps on a batch of multi-crop
+  views (2 global 32 px + 2 local 14 px crops of a few images). The loss must be finite, every parameter
+  must get a finite gradient, the backbone's gradient must be non-zero, the SIGReg term must fall, and
+  `Backbone.features` must be `feature_dim` wide.
+- shape: on the meta device (no memory, no arithmetic), for entries over STEP_MAX_PARAMS_M million
+  parameters, which would take too long on the CI's 2 cores: the same views through backbone and projector,
+  a backward pass that reaches every parameter with a gradient of its shape, and the features' width.
+
+`test_zz_summary` prints which entries were checked which way. Set LEJEPA_STEP_MAX_PARAMS_M (e.g. 1000) to
+step-check larger entries on a bigger machine.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from conftest import make_tiny_spec
+
+from lejepa.backbones import FAMILIES, architecture_family, check_architecture
+from lejepa.spec import RunSpec
+from lejepa.train import build_method
+from lejepa.views import BatchedMultiCropViews, view_sizes
+
+ARCHITECTURES_YAML = Path(__file__).resolve().parents[1] / "experiments" / "architectures.yaml"
+IMAGE_SIZE = 32  # CIFAR-sized: every family's small-image adaptation is in play
+BATCH = 4  # images; each gives 2 global and 2 local views, so SIGReg sees 4 samples per view
+STEPS = 2  # optimisation steps before SIGReg is measured again
+STEP_MAX_PARAMS_M = float(os.environ.get("LEJEPA_STEP_MAX_PARAMS_M", "30"))  # ~2 minutes of steps in all
+PARAMS_TOLERANCE = 0.05  # params_m is timm's default-resolution count; 32 px changes patch/position tables
+# DESIGN.md section 7: the families the paper's sweep must cover.
+REQUIRED_FAMILIES = {
+    "ResNet", "ResNeXt", "Wide-ResNet", "RegNet", "EfficientNet", "MobileNetV3", "ConvNeXt", "ConvNeXt-V2",
+    "ViT", "DeiT", "Swin", "MaxViT", "CoAtNet", "CaiT", "MetaFormer", "EdgeNeXt",
+}
+
+ENTRIES: list[dict] = yaml.safe_load(ARCHITECTURES_YAML.read_text())["architectures"]
+STEP_CHECKED = [e["name"] for e in ENTRIES if e["params_m"] <= STEP_MAX_PARAMS_M]
+SHAPE_CHECKED = [e["name"] for e in ENTRIES if e["params_m"] > STEP_MAX_PARAMS_M]
+BY_NAME = {e["name"]: e for e in ENTRIES}
+RESULTS: dict[str, str] = {}  # name -> one line saying how it was checked and what was measured
+
+
+def _spec(name: str) -> RunSpec:
+    # lamb 0.5 (the paper uses ~0.05) so that two steps move SIGReg visibly; 64 slices keep it cheap.
+    return make_tiny_spec(
+        method={"lamb": 0.5, "num_slices": 64},
+        model={"arch": name, "timm_kwargs": {}, "proj_hidden": 64, "proj_dim": 16},
+        views={"global_views": 2, "local_views": 2},
+    )
+
+
+def _count_params(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def _check_params_m(name: str, backbone: torch.nn.Module) -> float:
+    built = _count_params(backbone) / 1e6
+    listed = BY_NAME[name]["params_m"]
+    assert abs(built - listed) <= PARAMS_TOLERANCE * listed, f"{name}: built {built:.2f}M, listed {listed}M"
+    return built
+
+
+def _views(spec: RunSpec) -> list[torch.Tensor]:
+    """The trainer's batched multi-crop views of a fixed batch of random images."""
+    images = torch.randint(0, 256, (BATCH, 3, IMAGE_SIZE, IMAGE_SIZE), dtype=torch.uint8,
+                           generator=torch.Generator().manual_seed(0))
+    views = BatchedMultiCropViews(spec.views, IMAGE_SIZE, (0.5,) * 3, (0.25,) * 3, spec.seed)(images, step=0)
+    assert [tuple(v.shape) for v in views] == [(BATCH, 3, 32, 32)] * 2 + [(BATCH, 3, 14, 14)] * 2
+    return views
+
+
+# --- the list itself -------------------------------------------------------------------------------------
+
+
+def test_list_covers_the_papers_breadth():
+    names = [e["name"] for e in ENTRIES]
+    assert len(names) >= 60
+    assert len(set(names)) == len(names)
+    assert all(set(e) == {"name", "family", "params_m"} for e in ENTRIES)
+    families = Counter(e["family"] for e in ENTRIES)
+    assert REQUIRED_FAMILIES <= set(families), REQUIRED_FAMILIES - set(families)
+    assert len(families) >= 20
+    for name in names:
+        check_architecture(name)  # a timm name (raises with a suggestion otherwise)
+    # Every entry's timm module has a small-image adaptation, so all of them train at 32 px.
+    modules = {name: architecture_family(name) for name in names}
+    assert {m for m in modules.values() if m not in FAMILIES} == set()
+    # The size ranges DESIGN.md section 7 names.
+    assert {"resnet18", "resnet34", "resnet50", "resnet101", "resnet152"} <= set(names)
+    assert {"convnext_atto", "convnext_xxlarge", "convnextv2_atto", "convnextv2_huge"} <= set(names)
+    vits = [n for n in names if BY_NAME[n]["family"] == "ViT"]
+    assert any("tiny" in n for n in vits) and any("huge" in n for n in vits)
+    assert {p for p in (8, 14, 16) if any(f"patch{p}" in n for n in vits)} == {8, 14, 16}
+
+
+def test_list_is_what_the_cli_and_the_figures_read():
+    from evaluation.figures import architecture_families
+    from slurm.cli import _architectures
+
+    assert _architectures() == [e["name"] for e in ENTRIES]
+    assert architecture_families() == {e["name"]: e["family"] for e in ENTRIES}
+
+
+# --- every entry trains (or, too large for the CPU here, has consistent shapes) --------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", STEP_CHECKED)
+def test_lejepa_steps(name):
+    start = time.perf_counter()
+    spec = _spec(name)
+    method = build_method(spec, IMAGE_SIZE)
+    backbone = method.backbone
+    params_m = _check_params_m(name, backbone)
+    views = _views(spec)
+    optimizer = torch.optim.AdamW(method.parameters(), lr=1e-3)
+    method.train()
+    losses, sigregs = [], []
+    for _ in range(STEPS):
+        # Step index 0 every time: the same SIGReg slice directions, so the values compare across steps.
+        loss, parts = method.loss(views, 0)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        missing = [n for n, p in method.named_parameters() if p.grad is None]
+        assert missing == [], f"{name}: parameters without a gradient (DDP would refuse them): {missing[:5]}"
+        assert all(torch.isfinite(p.grad).all() for p in method.parameters()), name
+        backbone_grad = math.sqrt(sum(p.grad.square().sum().item() for p in backbone.parameters()))
+        assert backbone_grad > 0, name
+        optimizer.step()
+        losses.append(loss.item())
+        sigregs.append(parts["sigreg"].item())
+    with torch.no_grad():
+        sigregs.append(method.loss(views, 0)[1]["sigreg"].item())
+    assert all(math.isfinite(v) for v in losses + sigregs), (losses, sigregs)
+    assert sigregs[-1] < 0.99 * sigregs[0], f"{name}: SIGReg did not fall over {STEPS} steps: {sigregs}"
+
+    method.eval()
+    with torch.no_grad():
+        features = backbone.features(views[0])
+    assert features.shape == (BATCH, backbone.feature_dim), (name, features.shape, backbone.feature_dim)
+    assert torch.isfinite(features).all()
+    RESULTS[name] = (
+        f"step   {params_m:7.2f}M  loss {losses[0]:.3f} -> {losses[-1]:.3f}  SIGReg "
+        f"{sigregs[0]:.3f} -> {sigregs[-1]:.3f}  features {backbone.feature_dim}  {time.perf_counter() - start:.1f}s"
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SHAPE_CHECKED)
+def test_meta_shapes(name):
+    start = time.perf_counter()
+    spec = _spec(name)
+    with torch.device("meta"):
+        method = build_method(spec, IMAGE_SIZE)
+    backbone = method.backbone
+    params_m = _check_params_m(name, backbone)
+    global_size, local_size = view_sizes(spec.views, IMAGE_SIZE)
+    views = [torch.empty(BATCH, 3, s, s, device="meta") for s in (global_size,) * 2 + (local_size,) * 2]
+    method.train()
+    z = method.embed_views(views, method.projector)
+    assert z.shape == (4, BATCH, spec.model.proj_dim), (name, z.shape)
+    # The prediction term stands in for the full loss: SIGReg's autocast guard has no meta device.
+    (z - z[:2].mean(0)).square().mean().backward()
+    wrong = [n for n, p in method.named_parameters() if p.grad is None or p.grad.shape != p.shape]
+    assert wrong == [], f"{name}: parameters without a gradient of their shape: {wrong[:5]}"
+    method.eval()
+    features = backbone.features(views[0])
+    assert features.shape == (BATCH, backbone.feature_dim), (name, features.shape, backbone.feature_dim)
+    RESULTS[name] = (
+        f"shape  {params_m:7.2f}M  projections {tuple(z.shape)}  features {backbone.feature_dim}  "
+        f"{time.perf_counter() - start:.1f}s"
+    )
+
+
+def test_zz_summary(capsys):
+    """Which entries are checked which way (run last: it also reports the checks that ran in this session)."""
+    assert len(STEP_CHECKED) + len(SHAPE_CHECKED) == len(ENTRIES) >= 60
+    assert len(STEP_CHECKED) >= 50  # most of the list really trains here, not just the small ones
+    assert all(BY_NAME[n]["params_m"] > STEP_MAX_PARAMS_M for n in SHAPE_CHECKED)
+    lines = [
+        (f"architectures.yaml: {len(ENTRIES)} architectures; {len(STEP_CHECKED)} step-checked on the CPU "
+         f"(<= {STEP_MAX_PARAMS_M:g}M parameters), {len(SHAPE_CHECKED)} shape-checked on the meta device"),
+    ]
+    for family in dict.fromkeys(e["family"] for e in ENTRIES):
+        members = [e["name"] for e in ENTRIES if e["family"] == family]
+        step = [n for n in members if n in STEP_CHECKED]
+        shape = [n for n in members if n in SHAPE_CHECKED]
+        lines.append(f"  {family:12s} step: {', '.join(step) or '-'}" + (f" | shape: {', '.join(shape)}" if shape else ""))
+    ran = {kind: [n for n, r in RESULTS.items() if r.startswith(kind)] for kind in ("step", "shape")}
+    if RESULTS:
+        seconds = sum(float(r.rsplit(" ", 1)[-1].rstrip("s")) for r in RESULTS.values())
+        lines.append(f"this session: {len(ran['step'])} step-checked and {len(ran['shape'])} shape-checked "
+                     f"passed, {seconds:.0f}s in all")
+        lines += [f"  {name:34s} {RESULTS[name]}" for name in RESULTS]
+    with capsys.disabled():
+        print("\n" + "\n".join(lines))

@@ -1,0 +1,168 @@
+"""Evaluating another run's weights (model.init_from), from manifest to record: a manifest names the
+source manifest and gets the one matching run; the job loads that run's final weights instead of
+pretraining, evaluates them on its own dataset and records where they came from. Also the two grid
+additions the paper manifests use: named axes and include-only manifests."""
+
+from __future__ import annotations
+
+import dataclasses
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import make_tiny_spec
+from evaluation.record import read_record, record_path
+from experiments.manifest import ManifestError, load_manifest
+from slurm.job import run_job
+
+SOURCE = """\
+name: tiny-source
+defaults:
+  data: {name: digits}
+  model: {arch: resnet18, timm_kwargs: {channels: [8, 16, 32, 64]}, proj_hidden: 64, proj_dim: 16}
+  method: {name: lejepa, lamb: 0.05, num_slices: 32}
+  train: {max_steps: 4, batch_size: 32}
+grid:
+  seed: [0, 1]
+"""
+
+TRANSFER = """\
+name: tiny-transfer
+defaults:
+  data: {name: digits}
+  model: {arch: resnet18, timm_kwargs: {channels: [8, 16, 32, 64]}, proj_hidden: 64, proj_dim: 16, init_from: SOURCE}
+  method: {name: lejepa, lamb: 0.05, num_slices: 32}
+  train: {epochs: 0}
+grid:
+  seed: [1, 0]
+"""
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    path = folder / f"{name}.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def problems(path: Path, overrides=()) -> str:
+    with pytest.raises(ManifestError) as caught:
+        load_manifest(path, overrides)
+    return str(caught.value)
+
+
+# ------------------------------------------------------------------------------ manifest resolution
+
+
+def test_init_from_a_manifest_resolves_to_its_run_with_this_seed_method_and_model(tmp_path):
+    source = load_manifest(write(tmp_path, "source", SOURCE))
+    transfer = load_manifest(write(tmp_path, "transfer", TRANSFER.replace("SOURCE", str(tmp_path / "source.yaml"))))
+    by_seed = {s.seed: s for s in source.runs}
+    assert [s.model.init_from for s in transfer.runs] == [f"tiny-source/{by_seed[seed].run_id}" for seed in (1, 0)]
+    # A method written with its defaults spelt out is the same method.
+    spelt_out = TRANSFER.replace("num_slices: 32}", "num_slices: 32, knots: 17, t_max: 3.0}")
+    again = load_manifest(write(tmp_path, "again", spelt_out.replace("SOURCE", str(tmp_path / "source.yaml"))))
+    assert [s.model.init_from for s in again.runs] == [s.model.init_from for s in transfer.runs]
+
+
+def test_init_from_problems_name_the_key_and_the_fix(tmp_path):
+    write(tmp_path, "source", SOURCE)
+    path = write(tmp_path, "transfer", TRANSFER.replace("SOURCE", str(tmp_path / "source.yaml")))
+    message = problems(path, ["train.epochs=10"])
+    assert "defaults.model.init_from" in message and "set train.epochs: 0 (got 10)" in message
+    message = problems(path, ["model.proj_dim=32"])
+    assert "0 of its 2 runs have this run's seed, method and model" in message and "every model.* key" in message
+    assert "set data.image_size: 16 (this run has 32)" in problems(path, ["data.image_size=32"])
+    assert "neither EXPERIMENT/RUN_ID nor a manifest" in problems(path, ["model.init_from=nowhere"])
+    explicit = load_manifest(path, ["model.init_from=elsewhere/lejepa-digits-resnet18-s0-0123456789"])
+    assert {s.model.init_from for s in explicit.runs} == {"elsewhere/lejepa-digits-resnet18-s0-0123456789"}
+
+
+def test_a_cycle_of_init_from_references_is_an_error_not_a_recursion(tmp_path):
+    cyclic = TRANSFER.replace("name: tiny-transfer", "name: a").replace("SOURCE", str(tmp_path / "b.yaml"))
+    write(tmp_path, "a", cyclic)
+    write(tmp_path, "b", cyclic.replace("name: a", "name: b").replace(str(tmp_path / "b.yaml"), str(tmp_path / "a.yaml")))
+    assert "model.init_from references form a cycle" in problems(tmp_path / "a.yaml")
+
+
+def test_a_named_axis_sets_keys_of_several_sections_together(tmp_path):
+    path = write(tmp_path, "axes", SOURCE.replace("grid:\n  seed: [0, 1]\n", textwrap.dedent("""\
+        grid:
+          seed: [0, 1]
+          setting:
+            - {model.arch: resnet18, train.weight_decay: 5.0e-4, resources.time_min: 20}
+            - {model.arch: vit_tiny_patch16_224, train.weight_decay: 5.0e-2}
+        """)))
+    runs = load_manifest(path).runs
+    assert [(s.seed, s.model.arch, s.train.weight_decay, s.resources.time_min) for s in runs] == [
+        (0, "resnet18", 5e-4, 20), (0, "vit_tiny_patch16_224", 5e-2, 60),
+        (1, "resnet18", 5e-4, 20), (1, "vit_tiny_patch16_224", 5e-2, 60)]
+    typo = path.read_text().replace("train.weight_decay: 5.0e-2", "train.weight_decy: 5.0e-2")
+    assert "grid.setting[1].train.weight_decy: train has no key 'weight_decy'; did you mean weight_decay?" in problems(
+        write(tmp_path, "typo", typo))
+
+
+def test_include_without_a_grid_runs_only_the_included_runs(tmp_path):
+    text = SOURCE.replace("grid:\n  seed: [0, 1]\n", "include:\n  - {seed: 3}\n  - {seed: 4}\n")
+    assert [s.seed for s in load_manifest(write(tmp_path, "inc", text)).runs] == [3, 4]
+    assert [s.seed for s in load_manifest(write(tmp_path, "plain", SOURCE.split("grid:")[0])).runs] == [0]
+
+
+# ------------------------------------------------------------------------------------- the job itself
+
+
+def _eval_numbers(record: dict) -> dict:
+    evaluation = record["evaluation"]
+    keys = ["linear_top1", "knn_top1@10", "knn_top1@20", "feature_dim", "train_images", "test_images"]
+    return {**{k: evaluation[k] for k in keys}, "few_shot": evaluation["few_shot"]["1"]["draws"]}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """A model this small runs fastest on one thread (and a shared CI machine stays usable)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def finished_source(tmp_path_factory):
+    """One tiny finished run (3 steps on 320 digits) whose weights the tests below evaluate again."""
+    results = tmp_path_factory.mktemp("results")
+    spec = make_tiny_spec(data={"train_limit": 320, "test_limit": 120}, train={"max_steps": 3},
+                          eval={"few_shot": (1,), "few_shot_draws": 2})
+    record = run_job(spec, results, progress=False)
+    assert record["status"] == "done" and record["pretrain"]["steps"] == 3
+    return results, spec, record
+
+
+def transfer_of(source, **model_changes):
+    model = dataclasses.replace(source.model, init_from=f"{source.experiment}/{source.run_id}", **model_changes)
+    return dataclasses.replace(source, experiment="tiny-transfer", model=model,
+                               train=dataclasses.replace(source.train, epochs=0))
+
+
+def test_a_transfer_run_evaluates_the_sources_final_weights_and_records_where_from(finished_source):
+    results, source, source_record = finished_source
+    transfer = transfer_of(source)
+    record = run_job(transfer, results, progress=False)
+    assert record["status"] == "done" and record["pretrain"] == {}  # nothing was trained
+    assert record["evaluation"]["transfer_from"] == {"dataset": "digits", "experiment": "tiny",
+                                                      "run_id": source.run_id, "step": 3}
+    # The same weights on the same data under the same protocol: the very same numbers.
+    assert _eval_numbers(record) == _eval_numbers(source_record)
+    assert read_record(record_path(results, "tiny-transfer", transfer.run_id)) == record
+    assert not (results / "tiny-transfer" / transfer.run_id / "ckpt").exists()
+
+
+def test_a_transfer_run_fails_with_a_message_until_its_source_is_done(finished_source):
+    results, source, _ = finished_source
+    unfinished = transfer_of(dataclasses.replace(source, seed=5))  # no run of seed 5 was trained
+    with pytest.raises(RuntimeError, match="the source run is not done"):
+        run_job(unfinished, results, progress=False)
+    failed = read_record(record_path(results, "tiny-transfer", unfinished.run_id))
+    assert failed["status"] == "failed" and "Launch the manifest of experiment 'tiny' first" in failed["reason"]
+    with pytest.raises(RuntimeError, match="cannot hold the source's weights: model: source"):
+        run_job(transfer_of(source, proj_dim=32), results, progress=False)
