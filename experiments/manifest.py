@@ -272,7 +272,7 @@ def _assign_section(run: _Run, section: str, rest: list[str], value: Any, where:
         return
     name = rest[0]
     if name not in fields:
-        named_axis = ("; to set keys of several sections together in a grid, give the axis a label that is no "
+        named_axis = ("; to set keys of several sections together in a grid, give the axis a label that is not a "
                       "run key (grid: {setting: [{...}]})") if "." in name and where.startswith("grid.") else ""
         problems.append((where, f"{section} has no key '{name}'{_suggest(name, fields)}{named_axis}"))
         return

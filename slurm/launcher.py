@@ -375,7 +375,9 @@ def _launch_slurm(manifest, results_root, folder, specs, parallelism, outcome, l
         entries = {spec.run_id: _entry(job, "slurm") for spec, job in zip(group, jobs)}
         update_ledger(results_root, manifest.name, entries, {**launch_info, "array": jobs[0].job_id.split("_")[0]})
         outcome.submitted.update({run_id: e["job_id"] for run_id, e in entries.items()})
-        echo(f"submitted job array {jobs[0].job_id.split('_')[0]} ({len(group)} tasks); logs in {folder}")
+        what = f"job array {jobs[0].job_id.split('_')[0]} ({len(group)} tasks)" if len(group) > 1 else (
+            f"job {jobs[0].job_id}")  # submitit submits a one-task array as a plain job
+        echo(f"submitted {what}; logs in {folder}")
 
 
 def _visible_gpus(slot: int, per_job: int) -> tuple[int, ...]:

@@ -415,6 +415,29 @@ def write_imagenet1k_hf(base: Path, with_metadata: bool = True) -> Fixture:
     return Fixture(root, targets, (20, 16), lossless=True)
 
 
+def write_hub_cache(base: Path, repo_id: str = "ILSVRC/imagenet-1k") -> Path:
+    """The shards of write_imagenet1k_hf as `huggingface-cli download REPO --repo-type dataset` leaves them
+    in the Hub cache: refs/main names a commit, snapshots/COMMIT/data/*.parquet link into blobs/."""
+    import hashlib
+
+    import pyarrow.parquet as pq
+
+    repo = base / f"datasets--{repo_id.replace('/', '--')}"
+    commit = hashlib.sha1(repo_id.encode()).hexdigest()
+    data = repo / "snapshots" / commit / "data"
+    (repo / "blobs").mkdir(parents=True)
+    data.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)  # no trailing newline, as huggingface_hub writes it
+    for shard, labels in HF_SHARDS.items():
+        buffer = io.BytesIO()
+        pq.write_table(hf_table(labels, with_metadata=True), buffer)
+        blob = repo / "blobs" / hashlib.sha256(buffer.getvalue()).hexdigest()
+        blob.write_bytes(buffer.getvalue())
+        (data / f"{shard}.parquet").symlink_to(Path("../../..") / "blobs" / blob.name)
+    return base
+
+
 # Every registered dataset but 'digits' (bundled with scikit-learn, so it has no folder to fake).
 FIXTURES: dict[str, Callable[[Path], Fixture]] = {
     "fashion_mnist": write_fashion_mnist,

@@ -18,6 +18,7 @@ from fixtures_datasets import (
     hf_table,
     write_cifar10,
     write_galaxy10,
+    write_hub_cache,
     write_imagenet1k,
     write_imagenet1k_hf,
     write_imagenet100,
@@ -54,6 +55,7 @@ def _offline_hugging_face(tmp_path, monkeypatch):
     # Keep `datasets`' Arrow cache inside the test folder and its hands off the network.
     monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf_cache"))
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub_cache"))  # empty unless a test fills it
     monkeypatch.delenv(DOWNLOAD_ENV, raising=False)
 
 
@@ -287,3 +289,19 @@ def test_imagenet1k_hf_reads_plain_shards_and_save_to_disk(tmp_path):
         for index, label in enumerate(expected.targets["train"]):
             np.testing.assert_array_equal(as_pixels(dataset[index][0]), as_pixels(reference[index][0]))
             assert dataset[index][1] == label
+
+
+def test_imagenet1k_hf_reads_a_hub_id_from_the_local_hub_cache(tmp_path, monkeypatch):
+    expected = write_imagenet1k_hf(tmp_path / "ref").targets
+    write_hub_cache(tmp_path / "hub_cache")  # where the autouse fixture points $HF_HUB_CACHE
+    monkeypatch.chdir(tmp_path)  # "ILSVRC/imagenet-1k" must not name a folder here
+    info = get_dataset("imagenet1k_hf")
+    by_id = info.load("validation", root="ILSVRC/imagenet-1k")
+    assert by_id.targets == expected["validation"] == [3, 7]
+    for index, label in enumerate(by_id.targets):
+        assert as_pixels(by_id[index][0])[8, 10].tolist() == [code(label), 255 - code(label), BLUE]
+    # No folder at the default root: the release's own id is looked up in the cache.
+    monkeypatch.setenv("LEJEPA_DATA_ROOT", str(tmp_path / "empty"))
+    assert info.load("train").targets == expected["train"]
+    with pytest.raises(DatasetNotFound, match="Hub-cache snapshot of someone/else in .*datasets--someone--else"):
+        info.load("train", root="someone/else")

@@ -39,7 +39,8 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def test_local_launch_status_skip_and_force(tmp_path, capsys):
+def test_local_launch_status_skip_and_force(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # a set value wins over resources.cpus_per_task
     path, results = write_manifest(tmp_path), tmp_path / "results"
     manifest = load_manifest(path)
     args = [str(path), "--results", str(results)]

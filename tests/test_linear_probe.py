@@ -28,7 +28,7 @@ def clusters(n: int, seed: int, spread: float = 4.0) -> tuple[torch.Tensor, torc
 
 
 def few_shot(train, test, shots, **overrides):
-    options = dict(lr=1e-2, features=slice(None), steps=150, batch_size=64, weight_decay=1e-6, seed=0)
+    options = {"lr": 1e-2, "features": slice(None), "steps": 150, "batch_size": 64, "weight_decay": 1e-6, "seed": 0}
     return few_shot_probe(*train, *test, CLASSES, shots, 3, **{**options, **overrides})
 
 

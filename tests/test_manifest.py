@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from evaluation.record import make_record, write_record
-from experiments.manifest import ManifestError, load_manifest
+from experiments.manifest import EXPERIMENTS_DIR, ManifestError, load_manifest
 from slurm.cli import main
 
 VALID = """\
@@ -137,7 +137,7 @@ def test_overrides_go_through_the_same_validation(tmp_path, override, fragment):
 
 def test_named_manifest_under_experiments_is_found():
     manifest = load_manifest("quickstart")
-    assert manifest.name == "quickstart" and len(manifest.runs) == 3
+    assert manifest.path == EXPERIMENTS_DIR / "quickstart.yaml" and manifest.name == "quickstart"
 
 
 # ---------------------------------------------------------------------- malformed manifests via the CLI

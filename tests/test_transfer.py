@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import make_tiny_spec
+
 from evaluation.record import read_record, record_path
 from experiments.manifest import ManifestError, load_manifest
 from slurm.job import run_job
