@@ -218,7 +218,8 @@ def machine() -> str:
     return f"{model}, {os.cpu_count()} logical CPUs, torch {torch.__version__}"
 
 
-def table(results: dict, dims: list[int], names: list[str]) -> str:
+def table(results: dict, dims: list[int], names: list[str], key: str = "cpu_s") -> str:
+    """Markdown table; time ratios on `key`: "cpu_s" (one thread) or "wall_s" (several)."""
     header = "| D | implementation | CPU ms | wall ms | peak MiB | time / ours | time / direct | memory / ours | "
     lines = [header + "memory / direct |", "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     for dim in dims:
@@ -227,15 +228,15 @@ def table(results: dict, dims: list[int], names: list[str]) -> str:
             if name not in row["time"]:
                 lines.append(f"| {dim} | {name} | {row['skipped'].get(name, 'skipped')} | | | | | | |")
                 continue
-            t, m = row["time"][name]["cpu_s"], row["memory"].get(name)
-            t_ours, t_base = row["time"]["ours"]["cpu_s"], row["time"][BASELINE]["cpu_s"]
+            t, m = row["time"][name][key], row["memory"].get(name)
+            t_ours, t_base = row["time"]["ours"][key], row["time"][BASELINE][key]
             m_ours, m_base = row["memory"].get("ours"), row["memory"].get(BASELINE)
 
             def ratio(a, b):
                 return f"{a / b:.2f}" if a is not None and b else "-"
 
             lines.append(
-                f"| {dim} | {name} | {1e3 * t:.0f} | {1e3 * row['time'][name]['wall_s']:.0f} | "
+                f"| {dim} | {name} | {1e3 * row['time'][name]['cpu_s']:.0f} | {1e3 * row['time'][name]['wall_s']:.0f} | "
                 f"{'-' if m is None else f'{m / 2**20:.0f}'} | {ratio(t, t_ours)} | {ratio(t, t_base)} | "
                 f"{ratio(m, m_ours)} | {ratio(m, m_base)} |"
             )
@@ -252,10 +253,18 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=list(IMPLEMENTATIONS), default=list(IMPLEMENTATIONS))
     parser.add_argument("--no-memory", action="store_true", help="skip the per-case memory processes")
     parser.add_argument("--json", help="also write the numbers to this file")
+    parser.add_argument("--table-from", metavar="JSON", help="print the table of an earlier --json run and exit")
     parser.add_argument("--memory-case", nargs=2, metavar=("NAME", "D"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
+    if args.table_from:
+        with open(args.table_from) as f:
+            earlier = json.load(f)
+        results = {int(dim): row for dim, row in earlier["results"].items()}
+        key = "cpu_s" if earlier["args"]["threads"] == 1 else "wall_s"
+        print(table(results, sorted(results), earlier["args"]["only"], key))
+        return
     if args.memory_case:
         name, dim = args.memory_case
         print(measure_memory_here(name, int(dim), args.slices, args.knots))
@@ -278,7 +287,9 @@ def main() -> None:
         results[dim] = {"time": timings, "memory": memory, "skipped": skipped, "max_difference": differences}
         print(f"D={dim} done; largest difference from ours {max(differences.values()):.1e}", flush=True)
     print()
-    print(table(results, args.dims, args.only))
+    key = "cpu_s" if args.threads == 1 else "wall_s"
+    print(f"time ratios on {'CPU' if key == 'cpu_s' else 'wall'} time")
+    print(table(results, args.dims, args.only, key))
     print(f"\n# load average at end {os.getloadavg()}")
     if args.json:
         with open(args.json, "w") as f:

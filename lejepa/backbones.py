@@ -104,6 +104,8 @@ class Family:
     small: Callable[[int], dict] = lambda size: {}  # extra build kwargs for small images
     small_stem: Callable[[nn.Module], None] | None = None  # stem surgery after building, small images
     fixed_input: bool = False  # takes only its build resolution: other sizes (local crops) are resized
+    min_size: int = 0  # built at no less than this resolution (smaller images are resized up: fixed_input)
+    pad_to: Callable[[nn.Module], int] | None = None  # inputs zero-padded to a multiple of this many px
 
 
 def _vit_sized(size: int) -> dict:
@@ -123,10 +125,17 @@ _FIXED_TOKENS = Family(
     lambda size: {"img_size": size}, _token_small, fixed_input=True,
 )
 _SWIN = Family(
-    "patch 2, window 4 (stages at 1/2..1/16 of the image); img_size set, any input size",
+    "patch 2, window 4 (stages at 1/2..1/16 of the image); img_size set, any input size (padded to the patch)",
     lambda size: {"img_size": size, "strict_img_size": False},
     lambda size: {"patch_size": 2, "window_size": 4},
+    # Its patch embedding takes only multiples of the patch size (98 px local crops of 224 px images
+    # are not): pad like ViT's dynamic_img_pad does.
+    pad_to=lambda model: model.patch_embed.patch_size[0],
 )
+
+
+def _round_up(size: int, multiple: int) -> int:
+    return -(-size // multiple) * multiple
 
 FAMILIES: dict[str, Family] = {
     # Stems stop downsampling: stride-4 stems (ResNet's conv + max-pool, patchify, MetaFormer) leave a
@@ -152,12 +161,15 @@ FAMILIES: dict[str, Family] = {
     # timm's Mixer entry points fix their patch size, so only the resolution can be set
     "mlp_mixer": Family("img_size set (patch size fixed by timm); fixed input (local crops resized)",
                         lambda size: {"img_size": size}, fixed_input=True),
+    # XCiT checks only that img_size is a multiple of the patch (8 or 16); its convolutional patch
+    # embedding and Fourier position encoding take any input size.
     "xcit": Family("patch 8 (its convolutional patch embedding takes 8 or 16); img_size set",
-                   lambda size: {"img_size": size}, lambda size: {"patch_size": 8}),
+                   lambda size: {"img_size": _round_up(size, 16)}, lambda size: {"patch_size": 8}),
     "swin_transformer": _SWIN,
     "swin_transformer_v2": _SWIN,
+    # window = grid = build size / 32 must be at least 1: images under 32 px are resized up to 32.
     "maxxvit": Family("img_size set: window = grid = image / 32 (2 at 64 px); fixed input (local crops resized)",
-                      lambda size: {"img_size": size}, fixed_input=True),
+                      lambda size: {"img_size": size}, fixed_input=True, min_size=32),
 }
 _UNADAPTED = Family("none (built as timm defines it; use >= 224 px or timm_kwargs)")
 
@@ -192,10 +204,11 @@ def _token_readout(model: nn.Module) -> tuple[list[nn.Module], Callable[[torch.T
 
 
 class Backbone(nn.Module):
-    def __init__(self, model: nn.Module, input_size: int | None = None):
-        """`input_size`: the only resolution the model takes (None: any); other inputs are resized."""
+    def __init__(self, model: nn.Module, input_size: int | None = None, pad_multiple: int = 1):
+        """`input_size`: the only resolution the model takes (None: any); other inputs are resized.
+        `pad_multiple`: inputs are zero-padded (bottom and right) to a multiple of it."""
         super().__init__()
-        self.model, self.input_size = model, input_size
+        self.model, self.input_size, self.pad_multiple = model, input_size, pad_multiple
         # what forward returns: after any head layers timm keeps with num_classes=0 (MobileNetV3's conv head)
         self.embed_dim: int = getattr(model, "head_hidden_size", None) or model.num_features
 
@@ -208,9 +221,12 @@ class Backbone(nn.Module):
         return 2 * self.model.num_features if self.is_token_model else self.embed_dim
 
     def _fit(self, images: torch.Tensor) -> torch.Tensor:
-        if self.input_size is None or images.shape[-2:] == (self.input_size, self.input_size):
-            return images
-        return F.interpolate(images, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
+        if self.input_size is not None and images.shape[-2:] != (self.input_size, self.input_size):
+            images = F.interpolate(images, size=(self.input_size, self.input_size), mode="bilinear",
+                                   align_corners=False)
+        height, width = images.shape[-2:]
+        pad_h, pad_w = (-height) % self.pad_multiple, (-width) % self.pad_multiple
+        return F.pad(images, (0, pad_w, 0, pad_h)) if pad_h or pad_w else images
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model(self._fit(images))
@@ -233,7 +249,8 @@ class Backbone(nn.Module):
 def create_timm_model(spec: ModelSpec, image_size: int) -> tuple[nn.Module, Family]:
     family = family_of(spec.arch)
     small = spec.small_image_stem if spec.small_image_stem is not None else image_size <= SMALL_IMAGE_MAX
-    kwargs = {**family.sized(image_size), **(family.small(image_size) if small else {}), **spec.timm_kwargs}
+    build_size = max(image_size, family.min_size)
+    kwargs = {**family.sized(build_size), **(family.small(build_size) if small else {}), **spec.timm_kwargs}
     model = timm.create_model(spec.arch, pretrained=False, num_classes=0, **kwargs)
     if small and family.small_stem is not None:
         family.small_stem(model)
@@ -242,8 +259,9 @@ def create_timm_model(spec: ModelSpec, image_size: int) -> tuple[nn.Module, Fami
 
 def create_backbone(spec: ModelSpec, image_size: int) -> Backbone:
     model, family = create_timm_model(spec, image_size)
-    input_size = spec.timm_kwargs.get("img_size", image_size) if family.fixed_input else None
-    return Backbone(model, input_size)
+    build_size = max(image_size, family.min_size)
+    input_size = spec.timm_kwargs.get("img_size", build_size) if family.fixed_input else None
+    return Backbone(model, input_size, family.pad_to(model) if family.pad_to else 1)
 
 
 def create_projector(spec: ModelSpec, embed_dim: int) -> nn.Module:

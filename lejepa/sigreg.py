@@ -23,7 +23,8 @@ import torch.distributed as dist
 
 # Complex elements per chunk of slices: about 2 MiB on the CPU, so a chunk's few buffers stay in L2/L3
 # (at N = 2048, K = 1024 on a 2-core EPYC, one thread: 1.2-1.6x less CPU time and 1.7-1.9x less peak memory
-# than one whole-tensor chunk; benchmarks/RESULTS.md). A GPU wants few, large kernels instead.
+# than one whole-tensor chunk; benchmarks/RESULTS.md). A GPU wants few, large kernels instead. Many small
+# operations do cost more where OpenMP threads spin on oversubscribed cores (RESULTS.md, two threads).
 CHUNK_ELEMENTS = {"cpu": 2**18}
 DEFAULT_CHUNK_ELEMENTS = 2**24
 

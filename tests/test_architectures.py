@@ -10,6 +10,9 @@ Each entry is built at 32 px (so with its family's small-image adaptation) and c
   parameters, which would take too long on the CI's 2 cores: the same views through backbone and projector,
   a backward pass that reaches every parameter with a gradient of its shape, and the features' width.
 
+`test_every_family_at_every_dataset_resolution` then builds the smallest entry of each timm family at
+every image size the dataset registry trains at (16 to 224 px), with its local crops, on the meta device.
+
 `test_zz_summary` prints which entries were checked which way. Set LEJEPA_STEP_MAX_PARAMS_M (e.g. 1000) to
 step-check larger entries on a bigger machine.
 """
@@ -27,7 +30,8 @@ import torch
 import yaml
 from conftest import make_tiny_spec
 
-from lejepa.backbones import FAMILIES, architecture_family, check_architecture
+from lejepa.backbones import FAMILIES, architecture_family, check_architecture, create_backbone
+from lejepa.data import DATASETS
 from lejepa.spec import RunSpec
 from lejepa.train import build_method
 from lejepa.views import BatchedMultiCropViews, view_sizes
@@ -48,7 +52,22 @@ ENTRIES: list[dict] = yaml.safe_load(ARCHITECTURES_YAML.read_text())["architectu
 STEP_CHECKED = [e["name"] for e in ENTRIES if e["params_m"] <= STEP_MAX_PARAMS_M]
 SHAPE_CHECKED = [e["name"] for e in ENTRIES if e["params_m"] > STEP_MAX_PARAMS_M]
 BY_NAME = {e["name"]: e for e in ENTRIES}
+# The smallest entry of each timm family (the module that defines it: one set of build rules each).
+FAMILY_REPRESENTATIVES = {
+    module: min((e for e in ENTRIES if architecture_family(e["name"]) == module), key=lambda e: e["params_m"])["name"]
+    for module in dict.fromkeys(architecture_family(e["name"]) for e in ENTRIES)
+}
 RESULTS: dict[str, str] = {}  # name -> one line saying how it was checked and what was measured
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # Batches this small gain little from a second thread, and on a shared CPU OpenMP's threads mostly
+    # wait for each other: with 2 threads on 2 busy cores (load ~5) these steps ran 5-8x slower than with 1.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def _spec(name: str) -> RunSpec:
@@ -181,6 +200,24 @@ def test_meta_shapes(name):
         f"shape  {params_m:7.2f}M  projections {tuple(z.shape)}  features {backbone.feature_dim}  "
         f"{time.perf_counter() - start:.1f}s"
     )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(FAMILY_REPRESENTATIVES.values()))
+def test_every_family_at_every_dataset_resolution(name):
+    """Shapes only (meta device): global views at each dataset's size and the local crops made from them,
+    e.g. 98 px crops of 224 px images, which Swin's patch embedding takes only once padded."""
+    sizes = sorted({info.image_size for info in DATASETS.values()} - {IMAGE_SIZE})  # 32 px: tested above
+    assert {16, 28, 96, 128, 224} <= set(sizes)
+    spec = _spec(name)
+    for size in sizes:
+        with torch.device("meta"):
+            backbone = create_backbone(spec.model, size)
+        for crop in view_sizes(spec.views, size):
+            images = torch.empty(2, 3, crop, crop, device="meta")
+            if backbone.is_token_model:  # otherwise features() is forward()
+                assert backbone(images).shape == (2, backbone.embed_dim), (name, size, crop)
+            assert backbone.features(images).shape == (2, backbone.feature_dim), (name, size, crop)
 
 
 def test_zz_summary(capsys):
