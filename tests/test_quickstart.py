@@ -12,7 +12,7 @@ from pathlib import Path
 from slurm.cli import main
 
 SMALL = ["data.train_limit=256", "data.test_limit=200", "train.max_steps=3", "train.batch_size=64",
-         "eval.linear_epochs=2", "eval.knn_k=[10,20]"]
+         "eval.linear_epochs=20", "eval.knn_k=[10,20]"]
 
 
 def test_quickstart_launch_then_report(tmp_path: Path, capsys):
