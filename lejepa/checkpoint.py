@@ -61,7 +61,7 @@ def load_latest_checkpoint(ckpt_dir: Path, run_id: str) -> dict | None:
             state = torch.load(path, map_location="cpu", weights_only=False)
             if not isinstance(state, dict) or "step" not in state:
                 raise ValueError("not a lejepa-bench checkpoint")
-        except Exception as error:  # truncated, zeroed or foreign file: keep it aside, try an older one
+        except Exception as error:  # noqa: BLE001  truncated, zeroed or foreign file: keep it aside, try an older one
             aside = path.with_name(path.name + ".corrupt")
             os.replace(path, aside)
             warnings.warn(f"checkpoint {path} is unreadable ({error}); kept as {aside.name}, trying an older one")

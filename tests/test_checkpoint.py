@@ -30,9 +30,8 @@ def test_corrupt_newest_falls_back_to_older_and_is_kept(tmp_path):
 def test_only_corrupt_checkpoints_is_an_error_naming_them_and_the_fix(tmp_path):
     save_checkpoint(tmp_path, 4, _state(4))
     (tmp_path / "step_00000004.pt").write_bytes(b"garbage")
-    with pytest.warns(UserWarning):
-        with pytest.raises(CheckpointError, match="step_00000004.pt.corrupt.*move those files"):
-            load_latest_checkpoint(tmp_path, "run")
+    with pytest.warns(UserWarning), pytest.raises(CheckpointError, match="step_00000004.pt.corrupt.*move those files"):
+        load_latest_checkpoint(tmp_path, "run")
     with pytest.raises(CheckpointError):  # and it stays an error on the next attempt: nothing silently restarts
         load_latest_checkpoint(tmp_path, "run")
 

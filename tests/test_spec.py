@@ -2,6 +2,7 @@ import dataclasses
 import json
 
 from conftest import TINY, make_tiny_spec
+
 from lejepa.spec import RunSpec
 
 

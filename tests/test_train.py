@@ -1,5 +1,6 @@
 """Pretraining: resume after a kill is bit-identical; a non-finite loss stops the run as diverged."""
 
+import itertools
 import json
 import os
 import signal
@@ -9,8 +10,8 @@ import time
 from pathlib import Path
 
 import torch
-
 from conftest import make_tiny_spec
+
 from lejepa.checkpoint import checkpoint_paths
 from lejepa.train import learning_rate, pretrain
 
@@ -74,5 +75,5 @@ def test_learning_rate_warms_up_then_decays_to_the_floor():
     spec = make_tiny_spec(train={"lr": 1.0, "warmup_fraction": 0.1, "min_lr_ratio": 1e-3})
     rates = [learning_rate(step, 100, spec) for step in range(100)]
     assert rates[0] == 0.1 and rates[9] == 1.0  # linear over the first 10 steps
-    assert all(a >= b for a, b in zip(rates[9:], rates[10:]))  # then monotone cosine
+    assert all(a >= b for a, b in itertools.pairwise(rates[9:]))  # then monotone cosine
     assert abs(learning_rate(100, 100, spec) - 1e-3) < 1e-12

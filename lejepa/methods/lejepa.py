@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
 from lejepa.backbones import create_projector
 from lejepa.methods.base import Method, register_method
 from lejepa.sigreg import SIGReg
