@@ -3,8 +3,9 @@
 AdamW with linear warm-up then cosine decay, bf16 autocast on CUDA, atomic checkpoints every
 `train.checkpoint_every` steps and resume from the newest valid one. Every random draw is a function of
 (seed, step) or (seed, epoch, image index), and the checkpoint carries the RNG states, so a resumed CPU
-run is bit-identical to an uninterrupted one. A non-finite loss stops the run as "diverged" before any
-optimiser step or checkpoint is written from it.
+run is bit-identical to an uninterrupted one. A preemption or time-limit signal from submitit waits for
+the step in flight, a checkpoint is written, then submitit requeues (lejepa/preemption.py). A
+non-finite loss stops the run as "diverged" before any optimiser step or checkpoint is written from it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from lejepa.data import get_dataset
 from lejepa.data.sampling import ViewDataset, balanced_subset, resumable_batches
 from lejepa.distributed import local_device
 from lejepa.methods import Method, parse_options
+from lejepa.preemption import hold_preemption_signal
 from lejepa.spec import RunSpec
 from lejepa.views import BatchedMultiCropViews, MultiCropViews, supports_batched_views
 
@@ -178,57 +180,64 @@ def pretrain(spec: RunSpec, run_dir: Path, progress: bool = True) -> tuple[Metho
     wall = elapsed  # training wall time so far, as the newest checkpoint will record it
     loss_value, parts = None, {}
     method.train()
-    for step, (batch, _labels) in enumerate(loader, start=start_step):
-        if batched:
-            view_batch = batch_views(batch.to(device, non_blocking=True), step, rank, world)
-        else:
-            view_batch = [v.to(device, non_blocking=True) for v in batch]
-        lr = learning_rate(step, total_steps, spec)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-            loss, parts = step_model(view_batch, step)
-        if world > 1:  # log the global-batch loss, and let every rank take the same divergence decision
-            global_loss, parts = _average_over_ranks(loss, parts)
-        else:
-            global_loss = loss
-        if not torch.isfinite(global_loss):
-            bar.close()
-            reason = (
-                f"loss became {global_loss.item()} at step {step} (parts: "
-                f"{', '.join(f'{k}={v.item():.4g}' for k, v in parts.items())}); nothing from this step was "
-                f"saved. Lower train.lr, raise train.warmup_fraction or set train.grad_clip"
-            )
-            return method, PretrainResult(
-                "diverged", step, step / steps_per_epoch, elapsed, 0.0, None, {}, reason
-            )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if spec.train.grad_clip:
-            torch.nn.utils.clip_grad_norm_(method.parameters(), spec.train.grad_clip)
-        optimizer.step()
-        method.on_step_end(step, total_steps)
+    with hold_preemption_signal() as preemption:  # a preemption waits for the step in flight
+        for step, (batch, _labels) in enumerate(loader, start=start_step):
+            if batched:
+                view_batch = batch_views(batch.to(device, non_blocking=True), step, rank, world)
+            else:
+                view_batch = [v.to(device, non_blocking=True) for v in batch]
+            lr = learning_rate(step, total_steps, spec)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                loss, parts = step_model(view_batch, step)
+            if world > 1:  # log the global-batch loss, and let every rank take the same divergence decision
+                global_loss, parts = _average_over_ranks(loss, parts)
+            else:
+                global_loss = loss
+            if not torch.isfinite(global_loss):
+                bar.close()
+                reason = (
+                    f"loss became {global_loss.item()} at step {step} (parts: "
+                    f"{', '.join(f'{k}={v.item():.4g}' for k, v in parts.items())}); nothing from this step was "
+                    f"saved. Lower train.lr, raise train.warmup_fraction or set train.grad_clip"
+                )
+                return method, PretrainResult(
+                    "diverged", step, step / steps_per_epoch, elapsed, 0.0, None, {}, reason
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if spec.train.grad_clip:
+                torch.nn.utils.clip_grad_norm_(method.parameters(), spec.train.grad_clip)
+            optimizer.step()
+            method.on_step_end(step, total_steps)
 
-        images_seen += spec.train.batch_size
-        done = step + 1
-        now = time.perf_counter()
-        throughput = images_seen / (now - loop_start)
-        wall = elapsed + now - loop_start
-        loss_value, parts = global_loss.item(), {k: v.item() for k, v in parts.items()}
-        if rank == 0 and (done % spec.train.log_every == 0 or done == total_steps):
-            record = {"step": done, "epoch": done / steps_per_epoch, "loss": loss_value, **parts,
-                      "lr": lr, "images_per_second": throughput, "elapsed": wall}
-            with open(metrics_path, "a") as f:
-                f.write(json.dumps(record) + "\n")
-        bar.set_postfix(loss=f"{loss_value:.4f}", **{k: f"{v:.4f}" for k, v in parts.items()},
-                        img_s=f"{throughput:.0f}")
-        bar.update(1)
-        if rank == 0 and (done % spec.train.checkpoint_every == 0 or done == total_steps):
-            save_checkpoint(ckpt_dir, done, {
-                "run_id": spec.run_id, "step": done, "elapsed": wall,
-                "model": method.state_dict(), "optimizer": optimizer.state_dict(), "rng": _rng_states(),
-                "loss": loss_value, "parts": parts,
-            })
+            images_seen += spec.train.batch_size
+            done = step + 1
+            now = time.perf_counter()
+            throughput = images_seen / (now - loop_start)
+            wall = elapsed + now - loop_start
+            loss_value, parts = global_loss.item(), {k: v.item() for k, v in parts.items()}
+            if rank == 0 and (done % spec.train.log_every == 0 or done == total_steps):
+                record = {"step": done, "epoch": done / steps_per_epoch, "loss": loss_value, **parts,
+                          "lr": lr, "images_per_second": throughput, "elapsed": wall}
+                with open(metrics_path, "a") as f:
+                    f.write(json.dumps(record) + "\n")
+            bar.set_postfix(loss=f"{loss_value:.4f}", **{k: f"{v:.4f}" for k, v in parts.items()},
+                            img_s=f"{throughput:.0f}")
+            bar.update(1)
+            periodic = done % spec.train.checkpoint_every == 0 or done == total_steps
+            if rank == 0 and (periodic or preemption.received):
+                save_checkpoint(ckpt_dir, done, {
+                    "run_id": spec.run_id, "step": done, "elapsed": wall,
+                    "model": method.state_dict(), "optimizer": optimizer.state_dict(), "rng": _rng_states(),
+                    "loss": loss_value, "parts": parts,
+                })
+            if preemption.received:
+                if rank == 0:
+                    print(f"lejepa: preemption signal during step {done}: checkpoint step_{done:08d}.pt written, "
+                          "handing over to submitit to requeue", flush=True)
+                preemption.release()  # submitit requeues the job and exits here
     bar.close()
     if images_seen == 0 and state is not None:  # already finished earlier: report the saved numbers
         loss_value, parts = state.get("loss"), state.get("parts", {})

@@ -335,12 +335,36 @@ def check_executor(manifest: Manifest, executor: str, specs: list[RunSpec]) -> N
             )
 
 
+def check_transfer_sources(results_root: Path, specs: list[RunSpec]) -> None:
+    """Runs with model.init_from evaluate another run's final weights: refuse to queue them (where they
+    would fail after the queue wait) before every source run has a done record."""
+    missing: dict[str, str] = {}
+    for spec in specs:
+        reference = spec.model.init_from
+        if not reference or reference in missing:
+            continue
+        experiment, _, run_id = reference.partition("/")
+        path = record_path(results_root, experiment, run_id)
+        status = read_record(path).get("status") if path.exists() else "no record yet"
+        if status != "done":
+            missing[reference] = status
+    if missing:
+        experiments = sorted({reference.partition("/")[0] for reference in missing})
+        raise LaunchError(
+            f"{len(missing)} source run(s) named by model.init_from are not done under {results_root}: "
+            + "; ".join(f"{reference} ({status})" for reference, status in missing.items())
+            + f". Launch experiment(s) {', '.join(experiments)} first (`lejepa launch MANIFEST`; `lejepa status "
+            "MANIFEST` shows progress), then this one."
+        )
+
+
 def launch(manifest: Manifest, results_root: Path, executor: str = "local", force: bool = False,
            parallelism: int | None = None, echo: Callable[[str], None] = print) -> LaunchOutcome:
     """Submit every run that is not done (or all with force). Local and debug block until done."""
     results_root = Path(results_root)
     plan = plan_launch(manifest, results_root, force)
     check_executor(manifest, executor, plan.to_run)
+    check_transfer_sources(results_root, plan.to_run)
     outcome = LaunchOutcome(plan)
     if not plan.to_run:
         return outcome

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import textwrap
+from pathlib import Path
 
 import pytest
 
+from experiments.manifest import ManifestError, load_manifest
 from lejepa.spec import DataSpec, EvalSpec, ModelSpec, RunSpec, TrainSpec, ViewSpec
 
 TINY = RunSpec(
@@ -37,3 +40,17 @@ def make_tiny_spec(**sections) -> RunSpec:
 @pytest.fixture
 def tiny_spec():
     return make_tiny_spec
+
+
+def write_manifest(folder: Path, text: str, name: str = "manifest") -> Path:
+    """Write a manifest (indented triple-quoted YAML is fine) as folder/NAME.yaml."""
+    path = folder / f"{name}.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def manifest_problems(path: Path, overrides=()) -> str:
+    """The message load_manifest refuses this manifest with (the test fails if it is accepted)."""
+    with pytest.raises(ManifestError) as caught:
+        load_manifest(path, overrides)
+    return str(caught.value)

@@ -7,13 +7,13 @@ message, never a traceback, submit nothing, and leave an existing record byte fo
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import manifest_problems, write_manifest
 
 from evaluation.record import make_record, write_record
-from experiments.manifest import EXPERIMENTS_DIR, ManifestError, load_manifest
+from experiments.manifest import EXPERIMENTS_DIR, load_manifest
 from slurm.cli import main
 
 VALID = """\
@@ -33,23 +33,11 @@ include:
 """
 
 
-def write(folder: Path, text: str, name: str = "manifest.yaml") -> Path:
-    path = folder / name
-    path.write_text(textwrap.dedent(text))
-    return path
-
-
-def problems_of(path: Path, overrides=()) -> str:
-    with pytest.raises(ManifestError) as caught:
-        load_manifest(path, overrides)
-    return str(caught.value)
-
-
 # ------------------------------------------------------------------------------------------- expansion
 
 
 def test_grid_times_include_with_defaults_underneath(tmp_path):
-    manifest = load_manifest(write(tmp_path, VALID))
+    manifest = load_manifest(write_manifest(tmp_path, VALID))
     assert manifest.name == "tiny"
     assert len(manifest.runs) == 2 * 2 + 1
     grid_runs = manifest.runs[:4]
@@ -67,18 +55,18 @@ def test_grid_times_include_with_defaults_underneath(tmp_path):
 
 
 def test_overrides_apply_to_every_run_and_change_run_ids(tmp_path):
-    path = write(tmp_path, VALID)
+    path = write_manifest(tmp_path, VALID)
     plain = load_manifest(path)
     changed = load_manifest(path, ["train.max_steps=9", "eval.knn_k=[5]", "model.proj_dim=8"])
     assert all(s.train.max_steps == 9 and s.eval.knn_k == (5,) and s.model.proj_dim == 8 for s in changed.runs)
     assert not {s.run_id for s in plain.runs} & {s.run_id for s in changed.runs}
     # An override beats the grid: pinning the swept train.lr collapses the grid, which is reported.
-    text = problems_of(path, ["train.lr=0.01"])
+    text = manifest_problems(path, ["train.lr=0.01"])
     assert "grid: seed=0, train.lr=0.003: same run as grid: seed=0, train.lr=0.001" in text
 
 
 def test_resources_do_not_change_run_ids(tmp_path):
-    path = write(tmp_path, VALID)
+    path = write_manifest(tmp_path, VALID)
     moved = load_manifest(path, ["resources.partition=gpu", "resources.mem_gb=64"])
     assert [s.run_id for s in moved.runs] == [s.run_id for s in load_manifest(path).runs]
 
@@ -86,12 +74,12 @@ def test_resources_do_not_change_run_ids(tmp_path):
 @pytest.mark.parametrize("arch", ["resnet18", "convnextv2_atto", "vit_tiny_patch16_224", "maxvit_tiny_tf_224",
                                   "resnet50.a1_in1k"])
 def test_any_timm_architecture_name_is_accepted(tmp_path, arch):
-    manifest = load_manifest(write(tmp_path, VALID), [f"model.arch={arch}", "model.timm_kwargs={}"])
+    manifest = load_manifest(write_manifest(tmp_path, VALID), [f"model.arch={arch}", "model.timm_kwargs={}"])
     assert {s.model.arch for s in manifest.runs} == {arch}
 
 
 def test_every_problem_is_reported_at_once_with_file_key_path_and_suggestions(tmp_path):
-    path = write(tmp_path, """\
+    path = write_manifest(tmp_path, """\
         name: tiny
         defaults:
           data: {name: cifar-10}
@@ -100,7 +88,7 @@ def test_every_problem_is_reported_at_once_with_file_key_path_and_suggestions(tm
         grid:
           model.arch: [resnet18, vit_smal_patch16_224]
         """)
-    text = problems_of(path)
+    text = manifest_problems(path)
     lines = text.splitlines()
     assert all(line.startswith(f"{path}: ") for line in lines), text
     expected = [
@@ -116,7 +104,7 @@ def test_every_problem_is_reported_at_once_with_file_key_path_and_suggestions(tm
 
 
 def test_unknown_method_names_the_known_ones(tmp_path):
-    text = problems_of(write(tmp_path, VALID), ["method={name: lejepaa}"])
+    text = manifest_problems(write_manifest(tmp_path, VALID), ["method={name: lejepaa}"])
     assert "override 'method={name: lejepaa}'" in text and "unknown method 'lejepaa'" in text
     assert "did you mean lejepa" in text
 
@@ -130,7 +118,7 @@ def test_unknown_method_names_the_known_ones(tmp_path):
     ("=3", "override '=3': expected key=value"),
 ])
 def test_overrides_go_through_the_same_validation(tmp_path, override, fragment):
-    text = problems_of(write(tmp_path, VALID), [override])
+    text = manifest_problems(write_manifest(tmp_path, VALID), [override])
     assert fragment in text, text
     assert text.startswith(str(tmp_path / "manifest.yaml"))
 
@@ -280,7 +268,7 @@ CLI_CASES = [pytest.param(case, executor, id=f"{executor}-{case[0]}") for execut
 def test_malformed_manifest_exits_2_with_a_message_and_changes_nothing(
         case, executor, tmp_path, results_with_a_record, no_submission, capsys):
     _, text, extra, fragments = case
-    path = write(tmp_path, text)
+    path = write_manifest(tmp_path, text)
     before = _snapshot(results_with_a_record)
     code = main(["launch", str(path), *extra, "--executor", executor, "--force", "--results", str(results_with_a_record)])
     out, err = capsys.readouterr()
@@ -296,7 +284,7 @@ def test_malformed_manifest_exits_2_with_a_message_and_changes_nothing(
 
 @pytest.mark.parametrize("command", [["status"], ["report"], ["run", "--only", "x"], ["launch", "--dry-run"]])
 def test_every_manifest_command_validates_the_same_way(command, tmp_path, capsys):
-    path = write(tmp_path, "name: bad\ndefaults:\n  train: {epocs: 3}\n")
+    path = write_manifest(tmp_path, "name: bad\ndefaults:\n  train: {epocs: 3}\n")
     assert main([command[0], str(path), *command[1:], "--results", str(tmp_path / "results")]) == 2
     err = capsys.readouterr().err
     assert f"{path}: defaults.train.epocs: train has no key 'epocs'; did you mean epochs?" in err
@@ -312,7 +300,7 @@ def test_missing_manifest_file_says_where_it_looked(tmp_path, capsys):
 
 
 def test_dry_run_validates_and_submits_nothing(tmp_path, capsys, no_submission):
-    path = write(tmp_path, VALID)
+    path = write_manifest(tmp_path, VALID)
     assert main(["launch", str(path), "--dry-run", "--executor", "slurm", "--results", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out
     assert "5 runs (5 to run, 0 done, 0 queued/running)" in out and "dry run: nothing submitted" in out

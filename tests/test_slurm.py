@@ -1,7 +1,8 @@
 """The launcher against a real SLURM cluster: one node on this machine, started by
 slurm/start_local_cluster.sh (SLURM-NOTES.md). Job arrays, skip on relaunch, and preemption: a job
 requeued with `scontrol requeue` mid-training resumes from its checkpoint and ends with the same record
-as an uninterrupted run. Nothing here asks sacct (no accounting database)."""
+as an uninterrupted run; a job sent submitit's preemption signal (SIGUSR2) saves the step in flight,
+requeues itself and resumes from exactly there. Nothing here asks sacct (no accounting database)."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ grid:
 """
 
 
-def write_manifest(folder: Path, name: str, *, steps: int, every: int, seeds: list[int], data: str = "") -> Path:
+def write_slurm_manifest(folder: Path, name: str, *, steps: int, every: int, seeds: list[int], data: str = "") -> Path:
     path = folder / f"{name}.yaml"
     path.write_text(MANIFEST.format(name=name, steps=steps, every=every, seeds=seeds, data=data))
     return path
@@ -81,7 +82,7 @@ def wait_until_finished(manifest: Manifest, results: Path, timeout: float) -> li
 
 
 def test_job_array_finishes_and_relaunch_submits_nothing(slurm_cluster, tmp_path, capsys):
-    path = write_manifest(tmp_path, "slurm-array", steps=4, every=2, seeds=[0, 1, 2, 3],
+    path = write_slurm_manifest(tmp_path, "slurm-array", steps=4, every=2, seeds=[0, 1, 2, 3],
                           data=", train_limit: 256, test_limit: 100")
     results = tmp_path / "results"
     manifest = load_manifest(path)
@@ -118,6 +119,44 @@ def test_job_array_finishes_and_relaunch_submits_nothing(slurm_cluster, tmp_path
     assert "lejepa-slurm-array" not in _squeue()
 
 
+def test_preemption_signal_saves_the_step_in_flight_and_requeues(slurm_cluster, tmp_path, capsys):
+    """SLURM sends SIGUSR2 before a preemption or time limit (`scancel --signal` sends the same here).
+    pretrain finishes the step in flight, checkpoints it although no periodic checkpoint is due, and
+    submitit requeues the job, which resumes from that step and ends with the uninterrupted record."""
+    steps = 100
+    results = tmp_path / "results"
+    preempted = load_manifest(write_slurm_manifest(tmp_path, "signalled", steps=steps, every=steps, seeds=[0]))
+    reference = load_manifest(write_slurm_manifest(tmp_path, "unsignalled", steps=steps, every=steps, seeds=[0]))
+    for manifest in (preempted, reference):
+        assert main(["launch", str(manifest.path), "--executor", "slurm", "--results", str(results)]) == 0
+    spec = preempted.runs[0]
+    entry = read_ledger(results, "signalled")["runs"][spec.run_id]
+    run_folder = results / "signalled" / spec.run_id
+
+    deadline = time.time() + 180
+    while not (run_folder / "metrics.jsonl").exists() or len(_metrics(run_folder)) < 5:
+        assert time.time() < deadline, f"no training steps logged after 180 s\n{_squeue()}"
+        time.sleep(0.1)
+    signalled = subprocess.run(["scancel", "--signal=USR2", entry["job_id"]], check=False, capture_output=True,
+                               text=True)
+    assert signalled.returncode == 0, signalled.stderr
+
+    wait_until_finished(preempted, results, timeout=300)
+    wait_until_finished(reference, results, timeout=120)
+    log = Path(entry["stdout"]).read_text()
+    saved = re.search(r"lejepa: preemption signal during step (\d+): checkpoint step_(\d+)\.pt written", log)
+    assert saved, log
+    step = int(saved.group(1))
+    assert 5 <= step < steps and int(saved.group(2)) == step  # off the periodic schedule (every 100)
+    assert re.search(rf"run {spec.run_id} attempt 2 on .*: resuming from step_{step:08d}\.pt", log), log
+
+    interrupted = read_record(record_path(results, "signalled", spec.run_id))
+    uninterrupted = read_record(record_path(results, "unsignalled", reference.runs[0].run_id))
+    assert interrupted["status"] == "done" and interrupted["pretrain"]["steps"] == steps
+    assert _results_only(interrupted) == _results_only(uninterrupted)
+    assert _metrics(run_folder) == _metrics(results / "unsignalled" / reference.runs[0].run_id)
+
+
 def _metrics(run_folder: Path) -> list[dict]:
     lines = [json.loads(line) for line in (run_folder / "metrics.jsonl").read_text().splitlines()]
     return [{k: v for k, v in line.items() if k not in ("images_per_second", "elapsed")} for line in lines]
@@ -137,8 +176,8 @@ def test_requeued_job_resumes_from_its_checkpoint_to_the_same_record(slurm_clust
     at the signal: the resume comes from the newest periodic checkpoint, and a CPU run is bit-identical."""
     steps = 100
     results = tmp_path / "results"
-    preempted = load_manifest(write_manifest(tmp_path, "preempted", steps=steps, every=5, seeds=[0]))
-    reference = load_manifest(write_manifest(tmp_path, "reference", steps=steps, every=5, seeds=[0]))
+    preempted = load_manifest(write_slurm_manifest(tmp_path, "preempted", steps=steps, every=5, seeds=[0]))
+    reference = load_manifest(write_slurm_manifest(tmp_path, "reference", steps=steps, every=5, seeds=[0]))
     for manifest in (preempted, reference):  # side by side, one CPU each
         assert main(["launch", str(manifest.path), "--executor", "slurm", "--results", str(results)]) == 0
     spec = preempted.runs[0]

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 from conftest import make_tiny_spec
 
@@ -50,6 +51,58 @@ def test_killed_run_resumes_to_the_same_numbers(tmp_path):
     for name, tensor in reference_state["model"].items():
         assert torch.equal(tensor, resumed_state["model"][name]), name
     assert _metrics(killed_dir) == _metrics(tmp_path / "reference")  # one uninterrupted-looking log
+
+
+class Requeued(Exception):
+    """What the stand-in for submitit's handler raises (submitit's requeues the job, then exits)."""
+
+
+def test_preemption_signal_saves_the_step_in_flight_then_hands_over(tmp_path, monkeypatch):
+    """submitit's handler for SIGUSR2 requeues and exits at once; pretrain holds the signal until the step
+    in flight ends, writes a checkpoint there (not on the periodic schedule), then calls that handler. The
+    resumed run loses no step and ends with the uninterrupted run's numbers."""
+    spec = make_tiny_spec(train={"max_steps": 30, "checkpoint_every": 20})
+    _, reference = pretrain(spec, tmp_path / "reference", progress=False)
+    reference_state = torch.load(checkpoint_paths(tmp_path / "reference" / "ckpt")[0], weights_only=False)
+
+    handed_over = []
+
+    def submitit_stand_in(signum, frame):
+        handed_over.append(signum)
+        raise Requeued
+
+    def learning_rate_then_signal(step, total_steps, run_spec):
+        if step == 7:  # the signal lands in the middle of the 8th step
+            os.kill(os.getpid(), signal.SIGUSR2)
+        return learning_rate(step, total_steps, run_spec)
+
+    run_dir = tmp_path / "preempted"
+    previous = signal.signal(signal.SIGUSR2, submitit_stand_in)
+    try:
+        monkeypatch.setattr("lejepa.train.learning_rate", learning_rate_then_signal)
+        with pytest.raises(Requeued):
+            pretrain(spec, run_dir, progress=False)
+        assert signal.getsignal(signal.SIGUSR2) is submitit_stand_in  # restored for submitit
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+    assert handed_over == [signal.SIGUSR2]
+    assert [p.name for p in checkpoint_paths(run_dir / "ckpt")] == ["step_00000008.pt"]
+    assert [m["step"] for m in _metrics(run_dir)] == list(range(1, 9))
+
+    monkeypatch.undo()
+    _, resumed = pretrain(spec, run_dir, progress=False)
+    resumed_state = torch.load(checkpoint_paths(run_dir / "ckpt")[0], weights_only=False)
+    assert resumed.final_loss == reference.final_loss and resumed.final_parts == reference.final_parts
+    for name, tensor in reference_state["model"].items():
+        assert torch.equal(tensor, resumed_state["model"][name]), name
+    assert _metrics(run_dir) == _metrics(tmp_path / "reference")
+
+
+def test_preemption_signal_is_left_alone_outside_submitit(tmp_path):
+    """With no Python handler installed (a plain `python` process), the signal keeps its default action."""
+    assert signal.getsignal(signal.SIGUSR2) is signal.SIG_DFL
+    pretrain(make_tiny_spec(train={"max_steps": 2}), tmp_path, progress=False)
+    assert signal.getsignal(signal.SIGUSR2) is signal.SIG_DFL
 
 
 def test_finished_run_is_not_trained_again(tmp_path):

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import dataclasses
 import textwrap
-from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_tiny_spec
+from conftest import make_tiny_spec, manifest_problems, write_manifest
 
-from evaluation.record import read_record, record_path
-from experiments.manifest import ManifestError, load_manifest
+from evaluation.record import make_record, read_record, record_path, write_record
+from experiments.manifest import load_manifest
+from slurm.cli import main
 from slurm.job import run_job
 
 SOURCE = """\
@@ -40,54 +40,42 @@ grid:
 """
 
 
-def write(folder: Path, name: str, text: str) -> Path:
-    path = folder / f"{name}.yaml"
-    path.write_text(textwrap.dedent(text))
-    return path
-
-
-def problems(path: Path, overrides=()) -> str:
-    with pytest.raises(ManifestError) as caught:
-        load_manifest(path, overrides)
-    return str(caught.value)
-
-
 # ------------------------------------------------------------------------------ manifest resolution
 
 
 def test_init_from_a_manifest_resolves_to_its_run_with_this_seed_method_and_model(tmp_path):
-    source = load_manifest(write(tmp_path, "source", SOURCE))
-    transfer = load_manifest(write(tmp_path, "transfer", TRANSFER.replace("SOURCE", str(tmp_path / "source.yaml"))))
+    source = load_manifest(write_manifest(tmp_path, name="source", text=SOURCE))
+    transfer = load_manifest(write_manifest(tmp_path, name="transfer", text=TRANSFER.replace("SOURCE", str(tmp_path / "source.yaml"))))
     by_seed = {s.seed: s for s in source.runs}
     assert [s.model.init_from for s in transfer.runs] == [f"tiny-source/{by_seed[seed].run_id}" for seed in (1, 0)]
     # A method written with its defaults spelt out is the same method.
     spelt_out = TRANSFER.replace("num_slices: 32}", "num_slices: 32, knots: 17, t_max: 3.0}")
-    again = load_manifest(write(tmp_path, "again", spelt_out.replace("SOURCE", str(tmp_path / "source.yaml"))))
+    again = load_manifest(write_manifest(tmp_path, name="again", text=spelt_out.replace("SOURCE", str(tmp_path / "source.yaml"))))
     assert [s.model.init_from for s in again.runs] == [s.model.init_from for s in transfer.runs]
 
 
 def test_init_from_problems_name_the_key_and_the_fix(tmp_path):
-    write(tmp_path, "source", SOURCE)
-    path = write(tmp_path, "transfer", TRANSFER.replace("SOURCE", str(tmp_path / "source.yaml")))
-    message = problems(path, ["train.epochs=10"])
+    write_manifest(tmp_path, name="source", text=SOURCE)
+    path = write_manifest(tmp_path, name="transfer", text=TRANSFER.replace("SOURCE", str(tmp_path / "source.yaml")))
+    message = manifest_problems(path, ["train.epochs=10"])
     assert "defaults.model.init_from" in message and "set train.epochs: 0 (got 10)" in message
-    message = problems(path, ["model.proj_dim=32"])
+    message = manifest_problems(path, ["model.proj_dim=32"])
     assert "0 of its 2 runs have this run's seed, method and model" in message and "every model.* key" in message
-    assert "set data.image_size: 16 (this run has 32)" in problems(path, ["data.image_size=32"])
-    assert "neither EXPERIMENT/RUN_ID nor a manifest" in problems(path, ["model.init_from=nowhere"])
+    assert "set data.image_size: 16 (this run has 32)" in manifest_problems(path, ["data.image_size=32"])
+    assert "neither EXPERIMENT/RUN_ID nor a manifest" in manifest_problems(path, ["model.init_from=nowhere"])
     explicit = load_manifest(path, ["model.init_from=elsewhere/lejepa-digits-resnet18-s0-0123456789"])
     assert {s.model.init_from for s in explicit.runs} == {"elsewhere/lejepa-digits-resnet18-s0-0123456789"}
 
 
 def test_a_cycle_of_init_from_references_is_an_error_not_a_recursion(tmp_path):
     cyclic = TRANSFER.replace("name: tiny-transfer", "name: a").replace("SOURCE", str(tmp_path / "b.yaml"))
-    write(tmp_path, "a", cyclic)
-    write(tmp_path, "b", cyclic.replace("name: a", "name: b").replace(str(tmp_path / "b.yaml"), str(tmp_path / "a.yaml")))
-    assert "model.init_from references form a cycle" in problems(tmp_path / "a.yaml")
+    write_manifest(tmp_path, name="a", text=cyclic)
+    write_manifest(tmp_path, name="b", text=cyclic.replace("name: a", "name: b").replace(str(tmp_path / "b.yaml"), str(tmp_path / "a.yaml")))
+    assert "model.init_from references form a cycle" in manifest_problems(tmp_path / "a.yaml")
 
 
 def test_a_named_axis_sets_keys_of_several_sections_together(tmp_path):
-    path = write(tmp_path, "axes", SOURCE.replace("grid:\n  seed: [0, 1]\n", textwrap.dedent("""\
+    path = write_manifest(tmp_path, name="axes", text=SOURCE.replace("grid:\n  seed: [0, 1]\n", textwrap.dedent("""\
         grid:
           seed: [0, 1]
           setting:
@@ -99,17 +87,34 @@ def test_a_named_axis_sets_keys_of_several_sections_together(tmp_path):
         (0, "resnet18", 5e-4, 20), (0, "vit_tiny_patch16_224", 5e-2, 60),
         (1, "resnet18", 5e-4, 20), (1, "vit_tiny_patch16_224", 5e-2, 60)]
     typo = path.read_text().replace("train.weight_decay: 5.0e-2", "train.weight_decy: 5.0e-2")
-    assert "grid.setting[1].train.weight_decy: train has no key 'weight_decy'; did you mean weight_decay?" in problems(
-        write(tmp_path, "typo", typo))
+    assert "grid.setting[1].train.weight_decy: train has no key 'weight_decy'; did you mean weight_decay?" in manifest_problems(
+        write_manifest(tmp_path, name="typo", text=typo))
 
 
 def test_include_without_a_grid_runs_only_the_included_runs(tmp_path):
     text = SOURCE.replace("grid:\n  seed: [0, 1]\n", "include:\n  - {seed: 3}\n  - {seed: 4}\n")
-    assert [s.seed for s in load_manifest(write(tmp_path, "inc", text)).runs] == [3, 4]
-    assert [s.seed for s in load_manifest(write(tmp_path, "plain", SOURCE.split("grid:")[0])).runs] == [0]
+    assert [s.seed for s in load_manifest(write_manifest(tmp_path, name="inc", text=text)).runs] == [3, 4]
+    assert [s.seed for s in load_manifest(write_manifest(tmp_path, name="plain", text=SOURCE.split("grid:")[0])).runs] == [0]
 
 
 # ------------------------------------------------------------------------------------- the job itself
+
+
+def test_launch_refuses_transfer_runs_until_their_sources_are_done(tmp_path, capsys):
+    """Queued before the source finished, a transfer run would wait in the queue only to fail."""
+    write_manifest(tmp_path, name="source", text=SOURCE)
+    path = write_manifest(tmp_path, name="transfer", text=TRANSFER.replace("SOURCE", str(tmp_path / "source.yaml")))
+    results = tmp_path / "results"
+    source_runs = load_manifest(tmp_path / "source.yaml").runs
+    write_record(results, make_record(source_runs[0], "done"))  # seed 0 is done, seed 1 failed
+    write_record(results, make_record(source_runs[1], "failed", reason="out of memory"))
+
+    assert main(["launch", str(path), "--executor", "debug", "--results", str(results)]) == 2
+    err = capsys.readouterr().err
+    assert "1 source run(s) named by model.init_from are not done" in err and "Traceback" not in err
+    assert f"tiny-source/{source_runs[1].run_id} (failed)" in err and source_runs[0].run_id not in err
+    assert "Launch experiment(s) tiny-source first" in err
+    assert not (results / "tiny-transfer").exists()  # no ledger, no logs, nothing queued
 
 
 def _eval_numbers(record: dict) -> dict:
