@@ -177,9 +177,10 @@ def loss_vs_accuracy(rows: list[dict], min_runs: int = 3) -> Figure:
     return fig
 
 
-def _swept_key(rows: list[dict], max_values: int = 8) -> str | None:
-    """The hyper-parameter with the most distinct values (a legend of at most max_values)."""
-    keys = [k for k in varying_keys(rows, []) if 1 < len({str(r.get(k)) for r in rows}) <= max_values]
+def _swept_key(rows: list[dict], within: tuple[str, ...] = (), max_values: int = 8) -> str | None:
+    """The hyper-parameter with the most distinct values inside groups of `within` (a legend of at most
+    max_values)."""
+    keys = [k for k in varying_keys(rows, list(within)) if 1 < len({str(r.get(k)) for r in rows}) <= max_values]
     return max(keys, key=lambda k: len({str(r.get(k)) for r in rows}), default=None)
 
 
@@ -366,25 +367,29 @@ def effective_rank(eigenvalues: np.ndarray) -> float:
 @register_figure("embedding_spectrum")
 def embedding_spectrum(rows: list[dict]) -> Figure:
     """Sorted eigenvalues of the frozen-feature covariance, normalised to sum 1, per method (log scale):
-    an isotropic embedding is flat at 1/D; collapse shows as a steep drop. Spectra of a group's seeds are
-    averaged (truncated to the shortest)."""
+    an isotropic embedding is flat at 1/D; collapse shows as a steep drop. Within a sweep, one line per
+    value of the swept hyper-parameter (e.g. lambda); spectra of a line's other runs (seeds, other axes)
+    are averaged, truncated to the shortest."""
     runs = [r for r in rows if r["status"] == "done" and isinstance(r.get(SPECTRUM), tuple) and len(r[SPECTRUM]) > 1]
     if not runs:
         raise SkipFigure(f"no finished run has {SPECTRUM} (a list of covariance eigenvalues)")
     datasets = sorted({r["dataset"] for r in runs})
     fig, axes = new_figure(len(datasets))
     for ax, dataset in zip(axes, datasets):
+        here = [r for r in runs if r["dataset"] == dataset]
+        swept = _swept_key(here, within=("method", "arch"))
         groups: dict[tuple, list[np.ndarray]] = {}
-        for r in runs:
-            if r["dataset"] == dataset:
-                spectrum = np.clip(np.sort(np.asarray(r[SPECTRUM], dtype=float))[::-1], 0, None)
-                groups.setdefault((r["method"], r["arch"]), []).append(spectrum / spectrum.sum())
-        for (method, arch), spectra in sorted(groups.items()):
+        for r in here:
+            spectrum = np.clip(np.sort(np.asarray(r[SPECTRUM], dtype=float))[::-1], 0, None)
+            key = (r["method"], r["arch"], r.get(swept) if swept else None)
+            groups.setdefault(key, []).append(spectrum / spectrum.sum())
+        for (method, arch, value), spectra in sorted(groups.items(), key=lambda item: sort_key(item[0])):
             length = min(len(s) for s in spectra)
             mean = np.mean([s[:length] for s in spectra], axis=0)
             positive = mean > 0
+            setting = f", {swept.removeprefix('spec.')} = {value}" if swept else ""
             ax.plot(np.arange(1, length + 1)[positive], mean[positive],
-                    label=f"{method} ({arch}), eff. rank {effective_rank(mean):.0f}/{length}")
+                    label=f"{method} ({arch}{setting}), eff. rank {effective_rank(mean):.0f}/{length}")
         ax.set_yscale("log")
         ax.set_xlabel("eigenvalue rank")
         ax.set_ylabel("eigenvalue / trace")
@@ -447,16 +452,25 @@ def load_or_make_toy(out_dir: Path) -> dict:
 
 # ---------------------------------------------------------------- all of them
 
-def write_figures(records: list[dict], out_dir: Path, toy: bool = True) -> tuple[list[Path], dict[str, str]]:
-    """Every applicable figure under out_dir/figures; returns the files and {figure: why it was skipped}."""
+def figure_caption(fig: Figure) -> str:
+    """The figure's titles on one line: what report.md says next to the file (e.g. figure 1's rho)."""
+    titles = [fig.get_suptitle()] + [ax.get_title() for ax in fig.axes]
+    return "; ".join(" ".join(t.split()) for t in titles if t.strip())
+
+
+def write_figures(records: list[dict], out_dir: Path, toy: bool = True
+                  ) -> tuple[list[Path], dict[str, str], dict[str, str]]:
+    """Every applicable figure under out_dir/figures; returns the files, {figure: why it was skipped} and
+    {figure: its caption}."""
     figure_dir = Path(out_dir) / "figures"
     skipped: dict[str, str] = {}
 
     def note(name: str, reason: str) -> None:
         skipped[name] = reason
 
-    made = [name for name, draw in FIGURES.items() if draw(records, figure_dir, on_skip=note) is not None]
-    if toy and sigreg_toy_figure(load_or_make_toy(out_dir), figure_dir, on_skip=note) is not None:
-        made.append("sigreg_toy")
-    paths = [figure_dir / f"{name}.{ext}" for name in made for ext in ("png", "pdf")]
-    return paths, skipped
+    made = {name: draw(records, figure_dir, on_skip=note) for name, draw in FIGURES.items()}
+    if toy:
+        made["sigreg_toy"] = sigreg_toy_figure(load_or_make_toy(out_dir), figure_dir, on_skip=note)
+    captions = {name: figure_caption(fig) for name, fig in made.items() if fig is not None}
+    paths = [figure_dir / f"{name}.{ext}" for name in captions for ext in ("png", "pdf")]
+    return paths, skipped, captions

@@ -525,13 +525,14 @@ def write_report(manifest_name: str, records: list[dict], out_dir: Path,
 
     out_dir = Path(out_dir)
     written = write_tables(manifest_name, records, out_dir, group_by)
-    figure_paths, skipped = figures.write_figures(records, out_dir)
+    figure_paths, skipped, captions = figures.write_figures(records, out_dir)
     written += figure_paths
     index = out_dir / "report.md"
     lines = [f"# Report: {manifest_name}", "", f"{len(records)} records.", "", "## Tables", ""]
     lines += [f"- [{p.name}]({p.relative_to(out_dir)})" for p in written[:3]]
     lines += ["", "## Figures", ""]
-    lines += [f"- [{p.stem}]({p.relative_to(out_dir)})" for p in figure_paths if p.suffix == ".png"]
+    lines += [f"- [{p.stem}]({p.relative_to(out_dir)}): {captions[p.stem]}" for p in figure_paths
+              if p.suffix == ".png"]
     if skipped:
         lines += ["", "## Skipped figures", ""] + [f"- {name}: {why}" for name, why in skipped.items()]
     index.write_text("\n".join(lines) + "\n")

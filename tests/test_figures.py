@@ -162,6 +162,19 @@ def test_embedding_spectrum_lines_per_method_and_isotropy():
     assert figures.effective_rank(steep) < 5
 
 
+def test_embedding_spectrum_draws_one_line_per_swept_value():
+    """A sweep: one line per value of the axis with the most values (here lambda), averaging the runs that
+    differ only along the other axis."""
+    flat, steep = np.ones(16), np.exp(-np.arange(16.0))
+    records = [synthetic_record(method={"name": "lejepa", "lamb": lamb}, local_views=views,
+                                evaluation={"embedding_spectrum": list(flat if lamb == 0.05 else steep)})
+               for lamb in (0.01, 0.05, 0.2) for views in (2, 4)]
+    labels = [line.get_label() for line in figures.embedding_spectrum(records).axes[0].lines]
+    steep_rank = f"{figures.effective_rank(steep / steep.sum()):.0f}"
+    assert labels == [f"lejepa (resnet18, method.lamb = {lamb}), eff. rank {rank}/16"
+                      for lamb, rank in ((0.01, steep_rank), (0.05, "16"), (0.2, steep_rank))]
+
+
 def test_embedding_spectrum_skips_without_the_field():
     skips = Skips()
     assert figures.embedding_spectrum([synthetic_record()], on_skip=skips) is None
@@ -192,7 +205,8 @@ def test_sigreg_toy_figure_skips_a_non_toy_record():
 
 def test_write_figures_lists_every_skip(tmp_path: Path):
     (tmp_path / figures.TOY_RECORD).write_text(json.dumps(run_toy(samples=64, steps=5)))
-    paths, skipped = figures.write_figures([synthetic_record()], tmp_path)
+    paths, skipped, captions = figures.write_figures([synthetic_record()], tmp_path)
     assert [p.name for p in paths] == ["sigreg_toy.png", "sigreg_toy.pdf"]
+    assert list(captions) == ["sigreg_toy"] and captions["sigreg_toy"]  # the toy figure's panel titles
     assert set(skipped) == set(figures.FIGURES)
     assert all(reason for reason in skipped.values())

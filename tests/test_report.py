@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from scipy.stats import spearmanr
 
 from evaluation import report
 from evaluation.record import make_record
@@ -230,4 +231,10 @@ def test_write_report_on_200_records_takes_seconds(tmp_path: Path):
     assert len(pd.read_csv(tmp_path / "table.csv")) == 2 * 5 * 4
     index = (tmp_path / "report.md").read_text()
     assert "embedding_spectrum: no finished run has evaluation.embedding_spectrum" in index
+    # Figure 1's rho is written next to its file, the value scipy gives on the records' numbers.
+    rho = spearmanr([r["pretrain"]["final_loss"] for r in records],
+                    [r["evaluation"]["linear_top1"] for r in records]).statistic
+    assert rho < -0.5
+    assert (f"- [loss_vs_accuracy](figures/loss_vs_accuracy.png): lejepa, fashion_mnist Spearman ρ = {rho:+.3f} "
+            "(n = 200)") in index
     assert elapsed < 60
