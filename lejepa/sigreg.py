@@ -18,6 +18,8 @@ O(N K (D + knots)).
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.distributed as dist
 
@@ -133,7 +135,10 @@ def sigreg(
 ) -> torch.Tensor:
     """SIGReg of embeddings z (N x D, or V x N x D for V views sharing the directions): the mean over
     slices (and views) of the Epps-Pulley statistic, computed in float32 even under autocast."""
-    with torch.autocast(device_type=z.device.type, enabled=False):
+    # autocast off (SIGReg's sums need float32); the meta device (shape checks) has no autocast to turn off
+    no_autocast = (torch.autocast(device_type=z.device.type, enabled=False)
+                   if torch.amp.is_autocast_available(z.device.type) else contextlib.nullcontext())
+    with no_autocast:
         dtype = torch.promote_types(z.dtype, torch.float32)  # float64 stays float64 (tests, gradcheck)
         projections = z.to(dtype) @ directions.to(dtype)
         batched = projections.reshape(-1, *projections.shape[-2:])

@@ -7,8 +7,9 @@ Each entry is built at 32 px (so with its family's small-image adaptation) and c
   must get a finite gradient, the backbone's gradient must be non-zero, the SIGReg term must fall, and
   `Backbone.features` must be `feature_dim` wide.
 - shape: on the meta device (no memory, no arithmetic), for entries over STEP_MAX_PARAMS_M million
-  parameters, which would take too long on the CI's 2 cores: the same views through backbone and projector,
-  a backward pass that reaches every parameter with a gradient of its shape, and the features' width.
+  parameters, which would take too long on the CI's 2 cores: the same views through backbone, projector and
+  the full LeJEPA loss (SIGReg included), a backward pass that reaches every parameter with a gradient of
+  its shape, and the features' width.
 
 `test_every_family_at_every_dataset_resolution` then builds the smallest entry of each timm family at
 every image size the dataset registry trains at (16 to 224 px), with its local crops, on the meta device.
@@ -190,8 +191,9 @@ def test_meta_shapes(name):
     method.train()
     z = method.embed_views(views, method.projector)
     assert z.shape == (4, BATCH, spec.model.proj_dim), (name, z.shape)
-    # The prediction term stands in for the full loss: SIGReg's autocast guard has no meta device.
-    (z - z[:2].mean(0)).square().mean().backward()
+    loss, parts = method(views, 0)  # the full LeJEPA loss, SIGReg included
+    assert loss.shape == () and set(parts) >= {"pred", "sigreg"}, (name, parts)
+    loss.backward()
     wrong = [n for n, p in method.named_parameters() if p.grad is None or p.grad.shape != p.shape]
     assert wrong == [], f"{name}: parameters without a gradient of their shape: {wrong[:5]}"
     method.eval()
