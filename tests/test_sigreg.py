@@ -224,3 +224,12 @@ def test_autocast_still_computes_in_float32():
 def test_too_few_knots_is_an_error_that_says_so():
     with pytest.raises(ValueError, match="at least 2"):
         sigreg(torch.randn(8, 4), torch.eye(4), knots=1)
+
+
+def test_sigreg_runs_on_the_meta_device_for_shape_checks():
+    """Large architectures are shape-checked on the meta device (no memory): SIGReg must not need real data."""
+    z = torch.empty(3, 8, 16, device="meta", requires_grad=True)  # V x N x D
+    value = SIGReg(num_slices=4)(z, step=0)
+    assert value.shape == () and value.device.type == "meta"
+    value.backward()
+    assert z.grad.shape == z.shape
