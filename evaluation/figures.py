@@ -364,6 +364,16 @@ def effective_rank(eigenvalues: np.ndarray) -> float:
     return float(np.exp(-(p * np.log(p)).sum()))
 
 
+def _line_keys(rows: list[dict], within: tuple[str, ...], max_lines: int = 8) -> list[str]:
+    """Hyper-parameters that split a group of `within` into lines: all that vary, when their settings make
+    at most max_lines lines (an ablation along separate axes); else the most-swept one (a full grid)."""
+    varying = varying_keys(rows, list(within))
+    if len({tuple(str(r.get(k)) for k in (*within, *varying)) for r in rows}) <= max_lines:
+        return varying
+    swept = _swept_key(rows, within)
+    return [swept] if swept else []
+
+
 @register_figure("embedding_spectrum")
 def embedding_spectrum(rows: list[dict]) -> Figure:
     """Sorted eigenvalues of the frozen-feature covariance, normalised to sum 1, per method (log scale):
@@ -377,24 +387,27 @@ def embedding_spectrum(rows: list[dict]) -> Figure:
     fig, axes = new_figure(len(datasets))
     for ax, dataset in zip(axes, datasets):
         here = [r for r in runs if r["dataset"] == dataset]
-        swept = _swept_key(here, within=("method", "arch"))
+        split_by = _line_keys(here, within=("method", "arch"))
         groups: dict[tuple, list[np.ndarray]] = {}
         for r in here:
             spectrum = np.clip(np.sort(np.asarray(r[SPECTRUM], dtype=float))[::-1], 0, None)
-            key = (r["method"], r["arch"], r.get(swept) if swept else None)
+            key = (r["method"], r["arch"], *(r.get(k) for k in split_by))
             groups.setdefault(key, []).append(spectrum / spectrum.sum())
-        for (method, arch, value), spectra in sorted(groups.items(), key=lambda item: sort_key(item[0])):
+        for (method, arch, *values), spectra in sorted(groups.items(), key=lambda item: [sort_key(v) for v in item[0]]):
             length = min(len(s) for s in spectra)
             mean = np.mean([s[:length] for s in spectra], axis=0)
             positive = mean > 0
-            setting = f", {swept.removeprefix('spec.')} = {value}" if swept else ""
+            setting = "".join(f", {k.rsplit('.', 1)[-1]} = {v}" for k, v in zip(split_by, values))
             ax.plot(np.arange(1, length + 1)[positive], mean[positive],
                     label=f"{method} ({arch}{setting}), eff. rank {effective_rank(mean):.0f}/{length}")
         ax.set_yscale("log")
         ax.set_xlabel("eigenvalue rank")
         ax.set_ylabel("eigenvalue / trace")
         ax.set_title(f"{dataset}: embedding covariance spectrum", fontsize="medium")
-        ax.legend(fontsize="small")
+        if len(groups) <= 3:
+            ax.legend(fontsize="small")
+        else:  # a long legend goes under the plot instead of over the curves
+            ax.legend(fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.2))
     return fig
 
 

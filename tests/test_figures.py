@@ -163,16 +163,26 @@ def test_embedding_spectrum_lines_per_method_and_isotropy():
 
 
 def test_embedding_spectrum_draws_one_line_per_swept_value():
-    """A sweep: one line per value of the axis with the most values (here lambda), averaging the runs that
-    differ only along the other axis."""
+    """A full grid with too many settings for a line each: one line per value of the axis with the most
+    values, averaging the runs that differ only along the other axis."""
     flat, steep = np.ones(16), np.exp(-np.arange(16.0))
     records = [synthetic_record(method={"name": "lejepa", "lamb": lamb}, local_views=views,
-                                evaluation={"embedding_spectrum": list(flat if lamb == 0.05 else steep)})
-               for lamb in (0.01, 0.05, 0.2) for views in (2, 4)]
+                                evaluation={"embedding_spectrum": list(flat if views == 4 else steep)})
+               for lamb in (0.01, 0.05, 0.2) for views in (2, 4, 6, 8)]
     labels = [line.get_label() for line in figures.embedding_spectrum(records).axes[0].lines]
     steep_rank = f"{figures.effective_rank(steep / steep.sum()):.0f}"
-    assert labels == [f"lejepa (resnet18, method.lamb = {lamb}), eff. rank {rank}/16"
-                      for lamb, rank in ((0.01, steep_rank), (0.05, "16"), (0.2, steep_rank))]
+    assert labels == [f"lejepa (resnet18, local_views = {views}), eff. rank {16 if views == 4 else steep_rank}/16"
+                      for views in (2, 4, 6, 8)]  # 12 settings: one line per value of the longest axis
+
+
+def test_embedding_spectrum_draws_each_setting_of_an_ablation():
+    """Separate axes (slices at 17 knots, then knots at 256 slices): a line per setting, in numeric order."""
+    settings = [(16, 17), (64, 17), (256, 17), (256, 5), (256, 9), (256, 33)]
+    records = [synthetic_record(method={"name": "lejepa", "num_slices": k, "knots": j},
+                                evaluation={"embedding_spectrum": list(np.ones(8))}) for k, j in settings]
+    labels = [line.get_label() for line in figures.embedding_spectrum(records).axes[0].lines]
+    assert labels == [f"lejepa (resnet18, knots = {j}, num_slices = {k}), eff. rank 8/8"
+                      for k, j in sorted(settings, key=lambda s: (s[1], s[0]))]
 
 
 def test_embedding_spectrum_skips_without_the_field():
