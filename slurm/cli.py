@@ -159,7 +159,7 @@ def _print_weight_sources(manifest: Manifest, results_root: Path) -> None:
             users[spec.model.init_from] = users.get(spec.model.init_from, 0) + 1
     if not users:
         return
-    print("weights from other runs (model.init_from; such a run fails until its source is done):")
+    print("weights from other runs (model.init_from; launch refuses them until their source is done):")
     for reference, count in users.items():
         experiment, _, run_id = reference.partition("/")
         path = record_path(results_root, experiment, run_id)
