@@ -7,6 +7,7 @@ message, never a traceback, submit nothing, and leave an existing record byte fo
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -126,6 +127,24 @@ def test_overrides_go_through_the_same_validation(tmp_path, override, fragment):
 def test_named_manifest_under_experiments_is_found():
     manifest = load_manifest("quickstart")
     assert manifest.path == EXPERIMENTS_DIR / "quickstart.yaml" and manifest.name == "quickstart"
+
+
+@pytest.mark.parametrize(("name", "runs"), [
+    ("quickstart", 3), ("baselines", 9), ("baselines_cifar100", 9), ("sweep_lambda_views", 9),
+    ("sweep_sigreg_ablation", 7), ("small_data_cpu", 4),
+])
+def test_the_shipped_cpu_manifests_validate(name, runs):
+    assert len(load_manifest(name).runs) == runs
+
+
+def test_small_data_transfer_run_holds_the_quickstart_lejepa_weights():
+    """Figure 6's transfer run evaluates the quickstart's LeJEPA run: same method, model and resolution."""
+    (transfer,) = [s for s in load_manifest("small_data_cpu").runs if s.model.init_from]
+    (source,) = [s for s in load_manifest("quickstart").runs if s.method_name == "lejepa"]
+    assert transfer.model.init_from == f"quickstart/{source.run_id}"
+    assert transfer.method == source.method and transfer.train.epochs == 0
+    assert dataclasses.replace(transfer.model, init_from=None) == source.model
+    assert transfer.data.image_size == 28 and source.data.name == "fashion_mnist"  # Fashion-MNIST's size
 
 
 # ---------------------------------------------------------------------- malformed manifests via the CLI
