@@ -319,7 +319,8 @@ def sigreg_ablation(rows: list[dict]) -> Figure:
 @register_figure("transfer_vs_in_domain")
 def transfer_vs_in_domain(rows: list[dict]) -> Figure:
     """Per evaluated dataset: in-domain pretraining next to transfer from each larger source (the paper's
-    small-data claim). Only datasets that have both kinds of run are drawn."""
+    small-data claim), one bar per architecture, so a bar never averages different backbones. Only
+    datasets that have both kinds of run are drawn."""
     metric = accuracy_key(rows)
     runs = _done(rows, metric)
     if not any(r["transfer_from"] for r in runs):
@@ -330,21 +331,24 @@ def transfer_vs_in_domain(rows: list[dict]) -> Figure:
                       if {bool(r["transfer_from"]) for r in runs if r["dataset"] == d} == {True, False})
     if not datasets:
         raise SkipFigure("no dataset has both an in-domain and a transfer run of the same method")
-    sources = sorted({r["transfer_from"] for r in runs if r["transfer_from"] and r["dataset"] in datasets})
-    bars = [None, *sources]  # None: in-domain
+    # (source, arch): source None is in-domain, drawn first
+    bars = sorted({(r["transfer_from"], r["arch"]) for r in runs if r["dataset"] in datasets},
+                  key=lambda bar: (bar[0] is not None, str(bar[0]), bar[1]))
     width = 0.8 / len(bars)
 
     fig, (ax,) = new_figure(width=max(5.0, 1.2 * len(datasets) + 2))
-    for b, source in enumerate(bars):
+    for b, (source, arch) in enumerate(bars):
         xs, means, stds = [], [], []
         for d, dataset in enumerate(datasets):
-            values = [r[metric] * 100 for r in runs if r["dataset"] == dataset and r["transfer_from"] == source]
+            values = [r[metric] * 100 for r in runs
+                      if r["dataset"] == dataset and r["transfer_from"] == source and r["arch"] == arch]
             if values:
                 m, s = _mean_std(values)
                 xs.append(d + (b - (len(bars) - 1) / 2) * width)
                 means.append(m)
                 stds.append(s)
-        ax.bar(xs, means, width, yerr=stds, capsize=2, label="in-domain" if source is None else f"from {source}")
+        where = "in-domain" if source is None else f"from {source}"
+        ax.bar(xs, means, width, yerr=stds, capsize=2, label=f"{where} ({arch})")
     ax.set_xticks(range(len(datasets)), datasets)
     ax.set_ylabel(accuracy_label(metric))
     ax.legend(fontsize="small")
@@ -387,17 +391,23 @@ def embedding_spectrum(rows: list[dict]) -> Figure:
     fig, axes = new_figure(len(datasets))
     for ax, dataset in zip(axes, datasets):
         here = [r for r in runs if r["dataset"] == dataset]
-        split_by = _line_keys(here, within=("method", "arch"))
+        within = ("method", "arch", "transfer_from")  # a transferred backbone is its own line
+        split_by = _line_keys(here, within=within)
         groups: dict[tuple, list[np.ndarray]] = {}
         for r in here:
             spectrum = np.clip(np.sort(np.asarray(r[SPECTRUM], dtype=float))[::-1], 0, None)
-            key = (r["method"], r["arch"], *(r.get(k) for k in split_by))
+            key = (*(r.get(k) for k in within), *(r.get(k) for k in split_by))
             groups.setdefault(key, []).append(spectrum / spectrum.sum())
-        for (method, arch, *values), spectra in sorted(groups.items(), key=lambda item: [sort_key(v) for v in item[0]]):
+        def order(item):  # method, arch, in-domain before transferred, then the settings in numeric order
+            method, arch, source, *values = item[0]
+            return [sort_key(method), sort_key(arch), (source is not None, str(source)), *map(sort_key, values)]
+
+        for (method, arch, source, *values), spectra in sorted(groups.items(), key=order):
             length = min(len(s) for s in spectra)
             mean = np.mean([s[:length] for s in spectra], axis=0)
             positive = mean > 0
-            setting = "".join(f", {k.rsplit('.', 1)[-1]} = {v}" for k, v in zip(split_by, values))
+            setting = (f", from {source}" if source else "") + "".join(
+                f", {k.rsplit('.', 1)[-1]} = {v}" for k, v in zip(split_by, values))
             ax.plot(np.arange(1, length + 1)[positive], mean[positive],
                     label=f"{method} ({arch}{setting}), eff. rank {effective_rank(mean):.0f}/{length}")
         ax.set_yscale("log")

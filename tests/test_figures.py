@@ -140,7 +140,20 @@ def test_transfer_vs_in_domain_bars_per_dataset():
     ax = figures.transfer_vs_in_domain(records).axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["dtd"]
     assert [p.get_height() for p in ax.patches] == pytest.approx([55.0, 80.0])
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["in-domain", "from imagenet1k"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "in-domain (resnet18)", "from imagenet1k (vit_large_patch14_224)"]
+
+
+def test_transfer_vs_in_domain_never_averages_two_backbones():
+    """In-domain runs of two architectures are two bars (their seeds averaged), and the transfer run's
+    backbone is named: a bar's error is seed spread, not architecture spread."""
+    records = [synthetic_record("digits", arch="resnet18", seed=s, linear=acc) for s, acc in ((0, 0.78), (1, 0.80))]
+    records += [synthetic_record("digits", arch="convnext_atto", linear=0.83),
+                synthetic_record("digits", arch="resnet18", linear=0.86, evaluation={"transfer_from": "fashion_mnist"})]
+    ax = figures.transfer_vs_in_domain(records).axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "in-domain (convnext_atto)", "in-domain (resnet18)", "from fashion_mnist (resnet18)"]
+    assert [p.get_height() for p in ax.patches] == pytest.approx([83.0, 79.0, 86.0])
 
 
 def test_transfer_skips_without_transfer_runs():
@@ -160,6 +173,14 @@ def test_embedding_spectrum_lines_per_method_and_isotropy():
     assert list(lejepa.get_ydata()) == pytest.approx([1 / 32] * 32)  # normalised: isotropic is flat at 1/D
     assert "eff. rank 32/32" in lejepa.get_label()
     assert figures.effective_rank(steep) < 5
+
+
+def test_embedding_spectrum_names_a_transferred_backbone_by_its_source():
+    records = [synthetic_record("digits", evaluation={"embedding_spectrum": list(np.ones(8))}),
+               synthetic_record("digits", epochs=0, evaluation={"embedding_spectrum": list(np.ones(8)),
+                                                                "transfer_from": "fashion_mnist"})]
+    labels = [line.get_label() for line in figures.embedding_spectrum(records).axes[0].lines]
+    assert labels == ["lejepa (resnet18), eff. rank 8/8", "lejepa (resnet18, from fashion_mnist), eff. rank 8/8"]
 
 
 def test_embedding_spectrum_draws_one_line_per_swept_value():
