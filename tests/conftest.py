@@ -54,3 +54,15 @@ def manifest_problems(path: Path, overrides=()) -> str:
     with pytest.raises(ManifestError) as caught:
         load_manifest(path, overrides)
     return str(caught.value)
+
+
+@pytest.fixture
+def no_submission(monkeypatch):
+    """Creating any submitit executor fails the test: validation or a dry run must stop before submitting."""
+    import submitit
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a submitit executor was created, but nothing should have been submitted")
+
+    for name in ("AutoExecutor", "LocalExecutor", "DebugExecutor", "SlurmExecutor"):
+        monkeypatch.setattr(submitit, name, refuse)
