@@ -316,6 +316,11 @@ def sigreg_ablation(rows: list[dict]) -> Figure:
 
 # ---------------------------------------------------------------- 6. in-domain vs transfer
 
+def _in_domain_first(source: str | None) -> tuple[bool, str]:
+    """Sort key for a run's transfer source: in-domain (None) before every source, sources by name."""
+    return source is not None, str(source)
+
+
 @register_figure("transfer_vs_in_domain")
 def transfer_vs_in_domain(rows: list[dict]) -> Figure:
     """Per evaluated dataset: in-domain pretraining next to transfer from each larger source (the paper's
@@ -331,9 +336,8 @@ def transfer_vs_in_domain(rows: list[dict]) -> Figure:
                       if {bool(r["transfer_from"]) for r in runs if r["dataset"] == d} == {True, False})
     if not datasets:
         raise SkipFigure("no dataset has both an in-domain and a transfer run of the same method")
-    # (source, arch): source None is in-domain, drawn first
     bars = sorted({(r["transfer_from"], r["arch"]) for r in runs if r["dataset"] in datasets},
-                  key=lambda bar: (bar[0] is not None, str(bar[0]), bar[1]))
+                  key=lambda bar: (_in_domain_first(bar[0]), bar[1]))
     width = 0.8 / len(bars)
 
     fig, (ax,) = new_figure(width=max(5.0, 1.2 * len(datasets) + 2))
@@ -378,6 +382,11 @@ def _line_keys(rows: list[dict], within: tuple[str, ...], max_lines: int = 8) ->
     return [swept] if swept else []
 
 
+def _line_order(method: str, arch: str, source: str | None, *values: Any) -> list:
+    """Method, architecture, in-domain before transferred, then the settings in numeric order."""
+    return [sort_key(method), sort_key(arch), _in_domain_first(source), *map(sort_key, values)]
+
+
 @register_figure("embedding_spectrum")
 def embedding_spectrum(rows: list[dict]) -> Figure:
     """Sorted eigenvalues of the frozen-feature covariance, normalised to sum 1, per method (log scale):
@@ -398,11 +407,7 @@ def embedding_spectrum(rows: list[dict]) -> Figure:
             spectrum = np.clip(np.sort(np.asarray(r[SPECTRUM], dtype=float))[::-1], 0, None)
             key = (*(r.get(k) for k in within), *(r.get(k) for k in split_by))
             groups.setdefault(key, []).append(spectrum / spectrum.sum())
-        def order(item):  # method, arch, in-domain before transferred, then the settings in numeric order
-            method, arch, source, *values = item[0]
-            return [sort_key(method), sort_key(arch), (source is not None, str(source)), *map(sort_key, values)]
-
-        for (method, arch, source, *values), spectra in sorted(groups.items(), key=order):
+        for (method, arch, source, *values), spectra in sorted(groups.items(), key=lambda item: _line_order(*item[0])):
             length = min(len(s) for s in spectra)
             mean = np.mean([s[:length] for s in spectra], axis=0)
             positive = mean > 0

@@ -151,7 +151,7 @@ def _print_dry_run(manifest: Manifest, results_root: Path, executor: str, parall
 
 def _print_weight_sources(manifest: Manifest, results_root: Path) -> None:
     """Runs with model.init_from evaluate another run's weights: say which, and whether they exist yet."""
-    from evaluation.record import read_record, record_path
+    from slurm.launcher import source_status
 
     users: dict[str, int] = {}
     for spec in manifest.runs:
@@ -161,12 +161,8 @@ def _print_weight_sources(manifest: Manifest, results_root: Path) -> None:
         return
     print("weights from other runs (model.init_from; launch refuses them until their source is done):")
     for reference, count in users.items():
-        experiment, _, run_id = reference.partition("/")
-        path = record_path(results_root, experiment, run_id)
-        try:
-            state = read_record(path).get("status", "unknown") if path.exists() else "not run yet"
-        except (ValueError, OSError):
-            state = "unreadable record"
+        experiment = reference.partition("/")[0]
+        state = source_status(results_root, reference)
         todo = "" if state == "done" else f": launch the manifest of experiment '{experiment}' first"
         print(f"  {reference}: {state}{todo} ({count} run(s) here use it)")
 

@@ -223,14 +223,25 @@ class LaunchPlan:
     live: dict[str, tuple[str, str]] = field(default_factory=dict)  # run_id -> (state, detail)
 
 
-def record_status(results_root: Path, spec: RunSpec) -> str | None:
-    path = record_path(results_root, spec.experiment, spec.run_id)
+def run_status(results_root: Path, experiment: str, run_id: str) -> str | None:
+    """The status a run's record says, None without a record, "unreadable" for a record that is not."""
+    path = record_path(results_root, experiment, run_id)
     if not path.exists():
         return None
     try:
         return read_record(path).get("status")
     except (ValueError, OSError):  # unreadable or newer schema: treat as not done, never overwrite blindly
         return "unreadable"
+
+
+def record_status(results_root: Path, spec: RunSpec) -> str | None:
+    return run_status(results_root, spec.experiment, spec.run_id)
+
+
+def source_status(results_root: Path, reference: str) -> str:
+    """Status of the run a model.init_from reference ('EXPERIMENT/RUN_ID') names, in words."""
+    experiment, _, run_id = reference.partition("/")
+    return run_status(results_root, experiment, run_id) or "not run yet"
 
 
 def plan_launch(manifest: Manifest, results_root: Path, force: bool = False) -> LaunchPlan:
@@ -343,9 +354,7 @@ def check_transfer_sources(results_root: Path, specs: list[RunSpec]) -> None:
         reference = spec.model.init_from
         if not reference or reference in missing:
             continue
-        experiment, _, run_id = reference.partition("/")
-        path = record_path(results_root, experiment, run_id)
-        status = read_record(path).get("status") if path.exists() else "no record yet"
+        status = source_status(results_root, reference)
         if status != "done":
             missing[reference] = status
     if missing:
