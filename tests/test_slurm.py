@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ import pytest
 from evaluation.record import read_record, record_path
 from experiments.manifest import Manifest, load_manifest
 from lejepa.checkpoint import checkpoint_paths
+from lejepa.spec import RunSpec
 from slurm.cli import main
 from slurm.launcher import collect_status, read_ledger
 
@@ -119,19 +121,13 @@ def test_job_array_finishes_and_relaunch_submits_nothing(slurm_cluster, tmp_path
     assert "lejepa-slurm-array" not in _squeue()
 
 
-def test_preemption_signal_saves_the_step_in_flight_and_requeues(slurm_cluster, tmp_path, capsys):
+def test_preemption_signal_saves_the_step_in_flight_and_requeues(slurm_cluster, tmp_path):
     """SLURM sends SIGUSR2 before a preemption or time limit (`scancel --signal` sends the same here).
     pretrain finishes the step in flight, checkpoints it although no periodic checkpoint is due, and
     submitit requeues the job, which resumes from that step and ends with the uninterrupted record."""
     steps = 100
-    results = tmp_path / "results"
-    preempted = load_manifest(write_slurm_manifest(tmp_path, "signalled", steps=steps, every=steps, seeds=[0]))
-    reference = load_manifest(write_slurm_manifest(tmp_path, "unsignalled", steps=steps, every=steps, seeds=[0]))
-    for manifest in (preempted, reference):
-        assert main(["launch", str(manifest.path), "--executor", "slurm", "--results", str(results)]) == 0
-    spec = preempted.runs[0]
-    entry = read_ledger(results, "signalled")["runs"][spec.run_id]
-    run_folder = results / "signalled" / spec.run_id
+    pair = launch_side_by_side(tmp_path, "signalled", "unsignalled", steps=steps, every=steps)
+    spec, entry, run_folder = pair.spec, pair.entry, pair.run_folder
 
     deadline = time.time() + 180
     while not (run_folder / "metrics.jsonl").exists() or len(_metrics(run_folder)) < 5:
@@ -141,20 +137,13 @@ def test_preemption_signal_saves_the_step_in_flight_and_requeues(slurm_cluster, 
                                text=True)
     assert signalled.returncode == 0, signalled.stderr
 
-    wait_until_finished(preempted, results, timeout=300)
-    wait_until_finished(reference, results, timeout=120)
+    assert_ends_as_the_uninterrupted_run(pair, steps)
     log = Path(entry["stdout"]).read_text()
     saved = re.search(r"lejepa: preemption signal during step (\d+): checkpoint step_(\d+)\.pt written", log)
     assert saved, log
     step = int(saved.group(1))
     assert 5 <= step < steps and int(saved.group(2)) == step  # off the periodic schedule (every 100)
     assert re.search(rf"run {spec.run_id} attempt 2 on .*: resuming from step_{step:08d}\.pt", log), log
-
-    interrupted = read_record(record_path(results, "signalled", spec.run_id))
-    uninterrupted = read_record(record_path(results, "unsignalled", reference.runs[0].run_id))
-    assert interrupted["status"] == "done" and interrupted["pretrain"]["steps"] == steps
-    assert _results_only(interrupted) == _results_only(uninterrupted)
-    assert _metrics(run_folder) == _metrics(results / "unsignalled" / reference.runs[0].run_id)
 
 
 def _metrics(run_folder: Path) -> list[dict]:
@@ -170,19 +159,49 @@ def _results_only(record: dict) -> dict:
             "evaluation": {k: v for k, v in record["evaluation"].items() if k not in timing}}
 
 
+@dataclass
+class SideBySide:
+    """One run to interrupt and an identical one left alone, both submitted to the cluster."""
+    results: Path
+    interrupted: Manifest
+    reference: Manifest
+    spec: RunSpec
+    entry: dict  # the interrupted run's ledger entry: job id, stdout and stderr paths
+    run_folder: Path
+
+
+def launch_side_by_side(tmp_path: Path, interrupted: str, reference: str, *, steps: int, every: int) -> SideBySide:
+    results = tmp_path / "results"
+    manifests = [load_manifest(write_slurm_manifest(tmp_path, name, steps=steps, every=every, seeds=[0]))
+                 for name in (interrupted, reference)]
+    for manifest in manifests:  # side by side, one CPU each
+        assert main(["launch", str(manifest.path), "--executor", "slurm", "--results", str(results)]) == 0
+    spec = manifests[0].runs[0]
+    return SideBySide(results, *manifests, spec, read_ledger(results, interrupted)["runs"][spec.run_id],
+                      results / interrupted / spec.run_id)
+
+
+def assert_ends_as_the_uninterrupted_run(pair: SideBySide, steps: int) -> None:
+    """Both finish; the interrupted run's record and per-step metrics equal the reference's."""
+    wait_until_finished(pair.interrupted, pair.results, timeout=300)
+    wait_until_finished(pair.reference, pair.results, timeout=120)
+    reference_id = pair.reference.runs[0].run_id
+    interrupted = read_record(record_path(pair.results, pair.interrupted.name, pair.spec.run_id))
+    uninterrupted = read_record(record_path(pair.results, pair.reference.name, reference_id))
+    assert interrupted["status"] == "done" and interrupted["pretrain"]["steps"] == steps
+    assert _results_only(interrupted) == _results_only(uninterrupted)
+    metrics = _metrics(pair.run_folder)
+    assert [m["step"] for m in metrics] == list(range(1, steps + 1))  # steps past the checkpoint were dropped
+    assert metrics == _metrics(pair.results / pair.reference.name / reference_id)
+
+
 def test_requeued_job_resumes_from_its_checkpoint_to_the_same_record(slurm_cluster, tmp_path, capsys):
     """`scontrol requeue` on this Slurm (22.05) sends SIGTERM, which submitit ignores, then SIGKILL after
     KillWait; the job goes back to the queue and starts again once its begin time passes. Nothing is saved
     at the signal: the resume comes from the newest periodic checkpoint, and a CPU run is bit-identical."""
     steps = 100
-    results = tmp_path / "results"
-    preempted = load_manifest(write_slurm_manifest(tmp_path, "preempted", steps=steps, every=5, seeds=[0]))
-    reference = load_manifest(write_slurm_manifest(tmp_path, "reference", steps=steps, every=5, seeds=[0]))
-    for manifest in (preempted, reference):  # side by side, one CPU each
-        assert main(["launch", str(manifest.path), "--executor", "slurm", "--results", str(results)]) == 0
-    spec = preempted.runs[0]
-    entry = read_ledger(results, "preempted")["runs"][spec.run_id]
-    run_folder = results / "preempted" / spec.run_id
+    pair = launch_side_by_side(tmp_path, "preempted", "reference", steps=steps, every=5)
+    results, preempted, spec, entry, run_folder = pair.results, pair.interrupted, pair.spec, pair.entry, pair.run_folder
 
     deadline = time.time() + 180
     while not checkpoint_paths(run_folder / "ckpt"):
@@ -197,22 +216,13 @@ def test_requeued_job_resumes_from_its_checkpoint_to_the_same_record(slurm_clust
     assert "0 run(s) submitted with the slurm executor, 0 already done (skipped), 1 still queued or running" in (
         capsys.readouterr().out)  # and not submitted a second time
 
-    wait_until_finished(preempted, results, timeout=300)
-    wait_until_finished(reference, results, timeout=120)
+    assert_ends_as_the_uninterrupted_run(pair, steps)
     log = Path(entry["stdout"]).read_text()
     assert f"run {spec.run_id} attempt 1 on" in log and "no checkpoint yet, starting from step 0" in log
     resumed = re.search(rf"run {spec.run_id} attempt 2 on .*: resuming from step_(\d+)\.pt", log)
     assert resumed, log
     assert 0 < int(resumed.group(1)) < steps and int(resumed.group(1)) % 5 == 0
     assert "DUE TO JOB REQUEUE" in Path(entry["stderr"]).read_text()
-
-    interrupted = read_record(record_path(results, "preempted", spec.run_id))
-    uninterrupted = read_record(record_path(results, "reference", reference.runs[0].run_id))
-    assert interrupted["status"] == "done" and interrupted["pretrain"]["steps"] == steps
-    assert _results_only(interrupted) == _results_only(uninterrupted)
-    metrics = _metrics(run_folder)
-    assert [m["step"] for m in metrics] == list(range(1, steps + 1))  # steps past the checkpoint were dropped
-    assert metrics == _metrics(results / "reference" / reference.runs[0].run_id)
 
     assert main(["status", str(preempted.path), "--results", str(results)]) == 0
     assert "counts: done 1" in capsys.readouterr().out
