@@ -116,6 +116,13 @@ def test_launch_refuses_transfer_runs_until_their_sources_are_done(tmp_path, cap
     assert "Launch experiment(s) tiny-source first" in err
     assert not (results / "tiny-transfer").exists()  # no ledger, no logs, nothing queued
 
+    broken = record_path(results, "tiny-source", source_runs[1].run_id)
+    broken.write_text("{not json")  # a half-written or hand-edited record: refused, named, left as it was
+    assert main(["launch", str(path), "--executor", "debug", "--results", str(results)]) == 2
+    err = capsys.readouterr().err
+    assert f"tiny-source/{source_runs[1].run_id} (unreadable)" in err and "Traceback" not in err
+    assert broken.read_text() == "{not json" and not (results / "tiny-transfer").exists()
+
 
 def _eval_numbers(record: dict) -> dict:
     evaluation = record["evaluation"]
