@@ -29,7 +29,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from scipy.stats import spearmanr
 
-from evaluation.report import arch_family, describe, load_paper_numbers, sort_key, varying_keys
+from evaluation.references import arch_family, load_paper_numbers
+from evaluation.report import describe, sort_key, varying_keys
 
 log = logging.getLogger(__name__)
 

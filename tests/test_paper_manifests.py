@@ -9,7 +9,7 @@ import re
 import pytest
 import yaml
 
-from evaluation.report import canonical_dataset, load_paper_numbers
+from evaluation.references import canonical_dataset, load_paper_numbers
 from experiments.manifest import EXPERIMENTS_DIR, load_manifest
 from lejepa.data import DATASETS
 from slurm.cli import main

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from scipy.stats import spearmanr
 
-from evaluation import report
+from evaluation import references, report
 from evaluation.record import make_record
 from lejepa.spec import DataSpec, ModelSpec, RunSpec, TrainSpec, ViewSpec
 
@@ -147,18 +147,18 @@ def test_knn_benchmark_number_matches_family_size_and_patch():
     ("tf_efficientnet_b0", "efficientnet", None, None), ("mobilenetv3_large_100", "mobilenetv3", "large", None),
 ])
 def test_arch_signature(name, family, size, patch):
-    assert report.arch_signature(name) == report.ArchSignature(family, size, patch)
+    assert references.arch_signature(name) == references.ArchSignature(family, size, patch)
 
 
 def test_canonical_dataset_names():
-    assert report.canonical_dataset("FGVC-Aircraft") == "aircraft"
-    assert report.canonical_dataset("imagenet") == "imagenet1k"
-    assert report.canonical_dataset("oxford_iiit_pet") == "pets"
-    assert report.canonical_dataset("cifar100") == "cifar100"
+    assert references.canonical_dataset("FGVC-Aircraft") == "aircraft"
+    assert references.canonical_dataset("imagenet") == "imagenet1k"
+    assert references.canonical_dataset("oxford_iiit_pet") == "pets"
+    assert references.canonical_dataset("cifar100") == "cifar100"
 
 
 def test_paper_numbers_file_is_versioned_and_every_entry_is_sourced():
-    data = report.load_paper_numbers()
+    data = references.load_paper_numbers()
     assert isinstance(data["version"], int)
     for entry in data["entries"]:
         assert entry["source"] and entry["role"] in ("paper", "benchmark", "reproduction"), entry["id"]
