@@ -1,12 +1,7 @@
-"""Frozen-backbone evaluation of one trained method: cached features -> linear probe, kNN, few-shot.
-
-A run whose spec names `model.init_from` ("EXPERIMENT/RUN_ID") evaluates that finished run's weights
-instead of its own (transfer: pretrain on ImageNet-1k, probe on DTD); `load_source_method` finds them.
-"""
+"""Frozen-backbone evaluation of one trained method: cached features -> linear probe, kNN, few-shot."""
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from pathlib import Path
@@ -16,54 +11,9 @@ import torch
 from evaluation.features import cached, embedding_spectrum, extract_features
 from evaluation.knn import knn_accuracy
 from evaluation.linear_probe import few_shot_probe, holdout_split, linear_probe
-from evaluation.record import read_record, record_path, run_dir
-from lejepa.checkpoint import load_latest_checkpoint
 from lejepa.data import get_dataset
 from lejepa.data.sampling import balanced_subset
-from lejepa.methods import parse_options
 from lejepa.spec import RunSpec
-
-
-class SourceRunError(RuntimeError):
-    """The run named by model.init_from cannot give its weights (not finished, or a different model)."""
-
-
-def load_source_method(spec: RunSpec, results_root: Path, device: torch.device) -> tuple[torch.nn.Module, dict]:
-    """The method of `spec` holding the final weights of the run `spec.model.init_from` names, and where
-    they came from ({"dataset", "experiment", "run_id", "step"}: the record's evaluation.transfer_from).
-    The source must be done and built as this run is: same method options, model and resolution."""
-    from lejepa.train import build_method
-
-    reference = spec.model.init_from
-    experiment, _, run_id = reference.partition("/")
-    path = record_path(results_root, experiment, run_id)
-    record = read_record(path) if path.exists() else {"status": "no record"}
-    status = record.get("status")
-    if status != "done":
-        raise SourceRunError(
-            f"model.init_from {reference}: the source run is not done ({status}; looked for {path}). Launch the "
-            f"manifest of experiment '{experiment}' first (`lejepa launch MANIFEST`), then this one."
-        )
-    source = RunSpec.from_dict(record["spec"])
-    mismatches = [
-        f"{what}: source {theirs}, this run {mine}" for what, theirs, mine in (
-            ("method", parse_options(source.method)[1], parse_options(spec.method)[1]),
-            ("method.name", source.method_name, spec.method_name),
-            ("model", dataclasses.replace(source.model, init_from=None), dataclasses.replace(spec.model, init_from=None)),
-            ("image size", _image_size(source), _image_size(spec)),
-        ) if theirs != mine
-    ]
-    if mismatches:
-        raise SourceRunError(f"model.init_from {reference}: this run cannot hold the source's weights: "
-                             + "; ".join(mismatches))
-    state = load_latest_checkpoint(run_dir(results_root, experiment, run_id) / "ckpt", run_id)
-    if state is None:
-        raise SourceRunError(f"model.init_from {reference}: the source run is done but has no checkpoint under "
-                             f"{run_dir(results_root, experiment, run_id) / 'ckpt'} (a method that does not pretrain?)")
-    method = build_method(spec, _image_size(spec))
-    method.load_state_dict(state["model"])
-    origin = {"dataset": source.data.name, "experiment": experiment, "run_id": run_id, "step": state["step"]}
-    return method.to(device), origin
 
 
 def _image_size(spec: RunSpec) -> int:

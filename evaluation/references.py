@@ -14,6 +14,8 @@ from pathlib import Path
 
 import yaml
 
+from lejepa.architectures import name_family
+
 PAPER_NUMBERS = Path(__file__).with_name("paper_numbers.yaml")
 
 
@@ -58,30 +60,14 @@ class ArchSignature:
     patch: int | None
 
 
-# timm prefixes that are not part of the family, and families whose names contain an underscore.
-_NAME_PREFIXES = ("tf_", "legacy_", "timm_")
-_TWO_WORD_FAMILIES = ("wide_resnet",)
 _SIZE_WORDS = {"ti": "tiny", "t": "tiny", "s": "small", "b": "base", "l": "large", "h": "huge", "g": "giant"}
 _NAMED_SIZES = ("atto", "femto", "pico", "nano", "tiny", "small", "medium", "base", "large", "xlarge",
                 "huge", "giant", "gigantic")
 
 
-def arch_family(name: str) -> str:
-    """Family of a timm name by its prefix: resnet18 -> resnet, vit_small_patch16_224 -> vit,
-    convnextv2_atto -> convnextv2, wide_resnet50_2 -> wide_resnet."""
-    base = name.split(".")[0].lower()
-    for prefix in _NAME_PREFIXES:
-        base = base.removeprefix(prefix)
-    for family in _TWO_WORD_FAMILIES:
-        if base.startswith(family):
-            return family
-    match = re.match(r"[a-z]+?(?:v\d+)?(?=[_\d]|$)", base)
-    return match.group(0) if match else base
-
-
 def arch_signature(name: str) -> ArchSignature:
     base = name.split(".")[0].lower()
-    family = arch_family(name)
+    family = name_family(name)
     tokens = base.split("_")
     size = next((t for t in tokens if t in _NAMED_SIZES), None)
     if size is None:

@@ -5,9 +5,11 @@ frozen-evaluation features (DESIGN section 4): for isotropic token models (ViT, 
 BEiT, MLP-Mixer) the CLS token of the last two blocks, normalised and concatenated (the patch-token mean
 where a model has no CLS); for CNNs and hierarchical hybrids the globally pooled final features.
 
-A model family is the timm module that defines it. `FAMILIES` says, per family, which build arguments
-give a resolution, what changes at or below `SMALL_IMAGE_MAX` px, and whether the model takes only its
-build resolution. Families not listed are built as timm defines them.
+Architectures are built by the rules of the timm module that defines them (`timm_module`: 'resnet',
+'vision_transformer', ...): `ADAPTATIONS` says, per module, which build arguments give a resolution, what
+changes at or below `SMALL_IMAGE_MAX` px, and whether the model takes only its build resolution. Modules
+not listed are built as timm defines them. (An architecture's *family*, the label tables group by, is
+another thing: lejepa/architectures.py.)
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ def check_architecture(name: str) -> None:
         raise UnknownArchitecture(f"unknown timm architecture '{name}'{hint} (see timm.list_models())")
 
 
-def architecture_family(name: str) -> str:
+def timm_module(name: str) -> str:
     """The timm module defining `name` ('resnet', 'vision_transformer', 'maxxvit', ...)."""
     check_architecture(name)
     return timm.models.model_entrypoint(name.split(".")[0]).__module__.rsplit(".", 1)[-1]
@@ -96,8 +98,8 @@ def _patch_size(image_size: int) -> int:
 
 
 @dataclass(frozen=True)
-class Family:
-    """How a timm family is built at a resolution and adapted to small images (<= SMALL_IMAGE_MAX px)."""
+class Adaptation:
+    """How the architectures of one timm module are built at a resolution and adapted to small images (<= SMALL_IMAGE_MAX px)."""
 
     adapted: str  # what changes for small images, in words (docs, `lejepa list architectures`)
     sized: Callable[[int], dict] = lambda size: {}  # build kwargs naming the resolution (any size)
@@ -118,13 +120,13 @@ def _token_small(size: int) -> dict:
     return {"patch_size": _patch_size(size)}
 
 
-_VIT = Family("patch 4 at <= 32 px, 8 at <= 64 px; img_size set; any input size (padded to the patch)",
+_VIT = Adaptation("patch 4 at <= 32 px, 8 at <= 64 px; img_size set; any input size (padded to the patch)",
               _vit_sized, _token_small)
-_FIXED_TOKENS = Family(
+_FIXED_TOKENS = Adaptation(
     "patch 4 at <= 32 px, 8 at <= 64 px; img_size set; fixed input (local crops resized)",
     lambda size: {"img_size": size}, _token_small, fixed_input=True,
 )
-_SWIN = Family(
+_SWIN = Adaptation(
     "patch 2, window 4 (stages at 1/2..1/16 of the image); img_size set, any input size (padded to the patch)",
     lambda size: {"img_size": size, "strict_img_size": False},
     lambda size: {"patch_size": 2, "window_size": 4},
@@ -137,21 +139,21 @@ _SWIN = Family(
 def _round_up(size: int, multiple: int) -> int:
     return -(-size // multiple) * multiple
 
-FAMILIES: dict[str, Family] = {
+ADAPTATIONS: dict[str, Adaptation] = {
     # Stems stop downsampling: stride-4 stems (ResNet's conv + max-pool, patchify, MetaFormer) leave a
     # total stride of 8 (4x4 final maps at 32 px), stride-2 stems a total stride of 16 (2x2 at 32 px).
-    "resnet": Family("3x3 stride-1 stem, no max-pool (total stride 8)", small_stem=_resnet_small),
-    "densenet": Family("3x3 stride-1 stem, no stem pool (total stride 8)", small_stem=_densenet_small),
-    "convnext": Family("3x3 stride-1 stem instead of the 4x4 patchify (total stride 8)", small_stem=_patchify_small),
-    "edgenext": Family("3x3 stride-1 stem instead of the 4x4 patchify (total stride 8)", small_stem=_patchify_small),
-    "metaformer": Family("stride-1 stem instead of 4 (total stride 8)", small_stem=lambda m: _set_stride(m.stem.conv, 1)),
-    "regnet": Family("stride-1 stem (total stride 16)", small_stem=lambda m: _set_stride(m.stem.conv, 1)),
-    "efficientnet": Family("stride-1 stem (total stride 16)", small_stem=lambda m: _set_stride(m.conv_stem, 1)),
-    "mobilenetv3": Family("stride-1 stem (total stride 16)", small_stem=lambda m: _set_stride(m.conv_stem, 1)),
-    "mobilevit": Family("stride-1 stem (total stride 16)", small_stem=lambda m: _set_stride(m.stem.conv, 1)),
+    "resnet": Adaptation("3x3 stride-1 stem, no max-pool (total stride 8)", small_stem=_resnet_small),
+    "densenet": Adaptation("3x3 stride-1 stem, no stem pool (total stride 8)", small_stem=_densenet_small),
+    "convnext": Adaptation("3x3 stride-1 stem instead of the 4x4 patchify (total stride 8)", small_stem=_patchify_small),
+    "edgenext": Adaptation("3x3 stride-1 stem instead of the 4x4 patchify (total stride 8)", small_stem=_patchify_small),
+    "metaformer": Adaptation("stride-1 stem instead of 4 (total stride 8)", small_stem=lambda m: _set_stride(m.stem.conv, 1)),
+    "regnet": Adaptation("stride-1 stem (total stride 16)", small_stem=lambda m: _set_stride(m.stem.conv, 1)),
+    "efficientnet": Adaptation("stride-1 stem (total stride 16)", small_stem=lambda m: _set_stride(m.conv_stem, 1)),
+    "mobilenetv3": Adaptation("stride-1 stem (total stride 16)", small_stem=lambda m: _set_stride(m.conv_stem, 1)),
+    "mobilevit": Adaptation("stride-1 stem (total stride 16)", small_stem=lambda m: _set_stride(m.stem.conv, 1)),
     # PVT-v2's first attention shrinks its keys with a stride-8 convolution: the stride-4 patch embedding
     # leaves a 14 px local crop 4x4 tokens, too few for it, so the embedding must stop downsampling.
-    "pvt_v2": Family("stride-1 overlapping patch embedding instead of 4 (total stride 8)",
+    "pvt_v2": Adaptation("stride-1 overlapping patch embedding instead of 4 (total stride 8)",
                      small_stem=lambda m: _set_stride(m.patch_embed.proj, 1)),
     "vision_transformer": _VIT,
     "deit": _VIT,
@@ -159,23 +161,23 @@ FAMILIES: dict[str, Family] = {
     "cait": _FIXED_TOKENS,
     "beit": _FIXED_TOKENS,
     # timm's Mixer entry points fix their patch size, so only the resolution can be set
-    "mlp_mixer": Family("img_size set (patch size fixed by timm); fixed input (local crops resized)",
+    "mlp_mixer": Adaptation("img_size set (patch size fixed by timm); fixed input (local crops resized)",
                         lambda size: {"img_size": size}, fixed_input=True),
     # XCiT checks only that img_size is a multiple of the patch (8 or 16); its convolutional patch
     # embedding and Fourier position encoding take any input size.
-    "xcit": Family("patch 8 (its convolutional patch embedding takes 8 or 16); img_size set",
+    "xcit": Adaptation("patch 8 (its convolutional patch embedding takes 8 or 16); img_size set",
                    lambda size: {"img_size": _round_up(size, 16)}, lambda size: {"patch_size": 8}),
     "swin_transformer": _SWIN,
     "swin_transformer_v2": _SWIN,
     # window = grid = build size / 32 must be at least 1: images under 32 px are resized up to 32.
-    "maxxvit": Family("img_size set: window = grid = image / 32 (2 at 64 px); fixed input (local crops resized)",
+    "maxxvit": Adaptation("img_size set: window = grid = image / 32 (2 at 64 px); fixed input (local crops resized)",
                       lambda size: {"img_size": size}, fixed_input=True, min_size=32),
 }
-_UNADAPTED = Family("none (built as timm defines it; use >= 224 px or timm_kwargs)")
+_UNADAPTED = Adaptation("none (built as timm defines it; use >= 224 px or timm_kwargs)")
 
 
-def family_of(name: str) -> Family:
-    return FAMILIES.get(architecture_family(name), _UNADAPTED)
+def adaptation_of(name: str) -> Adaptation:
+    return ADAPTATIONS.get(timm_module(name), _UNADAPTED)
 
 
 # --- frozen-evaluation features ----------------------------------------------------------------------
@@ -246,8 +248,8 @@ class Backbone(nn.Module):
         return torch.cat([pool(tokens) for tokens in captured], dim=-1)
 
 
-def create_timm_model(spec: ModelSpec, image_size: int) -> tuple[nn.Module, Family]:
-    family = family_of(spec.arch)
+def create_timm_model(spec: ModelSpec, image_size: int) -> tuple[nn.Module, Adaptation]:
+    family = adaptation_of(spec.arch)
     small = spec.small_image_stem if spec.small_image_stem is not None else image_size <= SMALL_IMAGE_MAX
     build_size = max(image_size, family.min_size)
     kwargs = {**family.sized(build_size), **(family.small(build_size) if small else {}), **spec.timm_kwargs}

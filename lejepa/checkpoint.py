@@ -1,40 +1,31 @@
-"""Atomic checkpoints and resume from the newest valid one (DESIGN.md sections 1 and 4).
+"""Atomic checkpoints and resume from the newest valid one.
 
-A checkpoint is written to a temporary file in the same folder, flushed to disk, then renamed: a job
-killed mid-write leaves the previous checkpoint intact. On resume a file that does not load is moved
-aside as `<name>.corrupt` (kept, never deleted) and the next older one is tried.
+A checkpoint is written to a temporary file in the same folder, flushed to disk, then renamed
+(lejepa/files.py): a job killed mid-write leaves the previous checkpoint intact, and the temporary file of
+such a write is removed at the next resume. On resume a file that does not load is moved aside as
+`<name>.corrupt` (`.corrupt-2`, ... if that name is taken: kept, never deleted or overwritten) and the next
+older one is tried.
+
+Checkpoints hold only tensors and plain Python values, and are loaded with `weights_only=True`: a crafted
+file in a results folder (or a `model.init_from` source) cannot run code when it is read.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import tempfile
 import warnings
 from pathlib import Path
 
 import torch
+
+from lejepa.files import TEMPORARY_SUFFIX, atomic_write_bytes
 
 CHECKPOINT_PATTERN = re.compile(r"^step_(\d{8})\.pt$")
 
 
 class CheckpointError(RuntimeError):
     pass
-
-
-def atomic_write_bytes(path: Path, write) -> None:
-    """Call write(file) on a temporary sibling of `path`, fsync, then rename it over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def checkpoint_paths(ckpt_dir: Path) -> list[Path]:
@@ -53,18 +44,42 @@ def save_checkpoint(ckpt_dir: Path, step: int, state: dict, keep: int = 2) -> Pa
     return path
 
 
+def load_state(path: Path) -> dict:
+    """A checkpoint's contents, refusing anything but tensors and plain values (no code runs on load)."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or "step" not in state:
+        raise ValueError("not a lejepa-bench checkpoint (no 'step')")
+    return state
+
+
+def set_aside(path: Path) -> Path:
+    """Rename an unreadable file to <name>.corrupt, or .corrupt-N when that exists: earlier copies stay."""
+    aside, number = path.with_name(path.name + ".corrupt"), 1
+    while aside.exists():
+        number += 1
+        aside = path.with_name(f"{path.name}.corrupt-{number}")
+    os.replace(path, aside)
+    return aside
+
+
+def remove_interrupted_writes(folder: Path) -> None:
+    """Temporary files of writes that were killed before their rename (only the run's one trainer writes
+    here, and it is the caller)."""
+    if folder.is_dir():
+        for stale in folder.glob(f".*{TEMPORARY_SUFFIX}"):
+            stale.unlink(missing_ok=True)
+
+
 def load_latest_checkpoint(ckpt_dir: Path, run_id: str) -> dict | None:
     """The newest checkpoint that loads and belongs to `run_id`; None when there is none at all."""
-    paths = checkpoint_paths(ckpt_dir)
-    for path in paths:
+    remove_interrupted_writes(ckpt_dir)
+    for path in checkpoint_paths(ckpt_dir):
         try:
-            state = torch.load(path, map_location="cpu", weights_only=False)
-            if not isinstance(state, dict) or "step" not in state:
-                raise ValueError("not a lejepa-bench checkpoint")
-        except Exception as error:  # noqa: BLE001  truncated, zeroed or foreign file: keep it aside, try an older one
-            aside = path.with_name(path.name + ".corrupt")
-            os.replace(path, aside)
-            warnings.warn(f"checkpoint {path} is unreadable ({error}); kept as {aside.name}, trying an older one")
+            state = load_state(path)
+        except Exception as error:  # noqa: BLE001  truncated, zeroed, foreign or unsafe file: set it aside
+            aside = set_aside(path)
+            warnings.warn(f"checkpoint {path} is unreadable ({error}); kept as {aside.name}, trying an older one",
+                          stacklevel=2)
             continue
         if state.get("run_id") != run_id:
             raise CheckpointError(
@@ -72,7 +87,7 @@ def load_latest_checkpoint(ckpt_dir: Path, run_id: str) -> dict | None:
                 f"was reused for a different spec. Move {ckpt_dir} away (or use a fresh results folder)."
             )
         return state
-    corrupt = sorted(ckpt_dir.glob("*.corrupt")) if ckpt_dir.is_dir() else []
+    corrupt = sorted(ckpt_dir.glob("*.corrupt*")) if ckpt_dir.is_dir() else []
     if corrupt:
         raise CheckpointError(
             f"no readable checkpoint in {ckpt_dir}: {', '.join(p.name for p in corrupt)} could not be loaded. "

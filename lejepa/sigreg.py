@@ -23,6 +23,8 @@ import contextlib
 import torch
 import torch.distributed as dist
 
+from lejepa.distributed import world_size
+
 # Complex elements per chunk of slices: about 2 MiB on the CPU, so a chunk's few buffers stay in L2/L3
 # (at N = 2048, K = 1024 on a 2-core EPYC, one thread: 1.2-1.6x less CPU time and 1.7-1.9x less peak memory
 # than one whole-tensor chunk; benchmarks/RESULTS.md). A GPU wants few, large kernels instead. Many small
@@ -60,10 +62,6 @@ def epps_pulley_direct(x: torch.Tensor, t_max: float = 3.0, knots: int = 17) -> 
     return x.shape[-2] * (error * weights).sum(-1)
 
 
-def _world_size() -> int:
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-
-
 def _slice_chunks(x: torch.Tensor):
     """Column ranges of x (B, N, K) sized so that one chunk's complex buffers stay in cache."""
     budget = CHUNK_ELEMENTS.get(x.device.type, DEFAULT_CHUNK_ELEMENTS)
@@ -97,7 +95,7 @@ class _EppsPulley(torch.autograd.Function):
                     power.mul_(step)  # exp(i j dt x): error grows only linearly in j (|step| = 1)
                 torch.sum(power, 1, out=chunk_sums[j])
             sums[:, 1:, cols] = chunk_sums[1:].transpose(0, 1)
-        world = _world_size()
+        world = world_size()
         n = samples * world  # every rank holds the same number of samples (the sampler shards evenly)
         if world > 1:
             dist.all_reduce(torch.view_as_real(sums))  # global-batch sums: the one-process statistic

@@ -1,51 +1,53 @@
-"""One run, start to finish: pretrain (or resume) -> frozen evaluation -> result record.
+"""What every executor runs for one spec: set up the process, then the one-run pipeline.
 
-A run with model.init_from skips pretraining and evaluates the named run's final weights instead.
-
-This is the callable every executor runs (local, debug, SLURM array task). It is idempotent: run again
-after a crash or preemption, it resumes from the newest checkpoint and reuses cached features.
+`RunJob` is submitit-Checkpointable: on preemption or timeout submitit resubmits this same call, and the
+pipeline resumes from the newest checkpoint under the run folder (evaluation/pipeline.py).
 """
 
 from __future__ import annotations
 
-import json
+import os
 from pathlib import Path
 
-import torch.distributed as dist
+import submitit
 
-from evaluation.evaluate import evaluate_frozen, load_source_method
-from evaluation.record import environment, make_record, run_dir, write_record
+from lejepa.checkpoint import checkpoint_paths
 from lejepa.spec import RunSpec
-from lejepa.train import pretrain, resolve_device
+
+# Lines run by each SLURM job before its tasks start. Thread pools (torch, OpenMP, MKL, OpenBLAS) size
+# themselves from these variables, else from all the node's cores. Slurm 22.05 no longer passes the job's
+# --cpus-per-task on to srun (SRUN_CPUS_PER_TASK restores it), so a node that binds tasks to CPUs would
+# otherwise give the task one CPU.
+JOB_SETUP = [
+    "export SRUN_CPUS_PER_TASK=${SLURM_CPUS_PER_TASK:-1}",
+    *(f"export {name}=${{SLURM_CPUS_PER_TASK:-1}}" for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                                                 "OPENBLAS_NUM_THREADS")),
+]
 
 
-def run_job(spec: RunSpec, results_root: str | Path, progress: bool = True) -> dict:
-    folder = run_dir(Path(results_root), spec.experiment, spec.run_id)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "spec.json").write_text(json.dumps(spec.to_dict(), indent=2, sort_keys=True))  # for humans
-    rank = dist.get_rank() if dist.is_initialized() else 0
-    world = dist.get_world_size() if dist.is_initialized() else 1
-    device = resolve_device(spec.train.device)
-    env = environment(str(device), world)
-    try:
-        if spec.model.init_from:  # no pretraining: another run's final weights, evaluated on this dataset
-            if rank != 0:
-                return {}
-            method, source = load_source_method(spec, Path(results_root), device)
-            evaluation = evaluate_frozen(spec, method, folder, f"{spec.model.init_from}:step{source['step']}", device)
-            record = make_record(spec, "done", evaluation={**evaluation, "transfer_from": source}, env=env)
-        else:
-            method, result = pretrain(spec, folder, progress=progress)
-            if rank != 0:  # rank 0 evaluates and writes the one record
-                return {}
-            if result.status == "diverged":
-                record = make_record(spec, "diverged", pretrain=result.to_dict(), reason=result.reason, env=env)
-            else:
-                evaluation = evaluate_frozen(spec, method, folder, f"step{result.steps}", device)
-                record = make_record(spec, "done", pretrain=result.to_dict(), evaluation=evaluation, env=env)
-    except Exception as error:
-        if rank == 0:
-            write_record(results_root, make_record(spec, "failed", reason=f"{type(error).__name__}: {error}", env=env))
-        raise
-    write_record(results_root, record)
-    return record
+def limit_threads(spec: RunSpec) -> None:
+    """Use the CPUs the job asked for: a node without CPU binding (or several local jobs at once) would
+    otherwise have every job start one thread per core of the machine. Applies to every executor, so one
+    run_id gives the same numbers whichever command ran it."""
+    if "OMP_NUM_THREADS" in os.environ:
+        return
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("SLURM_CPUS_PER_TASK") or spec.resources.cpus_per_task))
+
+
+class RunJob(submitit.helpers.Checkpointable):
+    def __call__(self, spec: RunSpec, results_root: str) -> dict:
+        from evaluation.pipeline import run_job  # the heavy imports happen in the job, not in the launcher
+        from lejepa.distributed import join_process_group
+
+        limit_threads(spec)
+        join_process_group(spec.train.device)
+        import torch
+
+        ckpts = checkpoint_paths(Path(results_root) / spec.experiment / spec.run_id / "ckpt")
+        attempt = int(os.environ.get("SLURM_RESTART_COUNT", "0")) + 1
+        resume = f"resuming from {ckpts[0].name}" if ckpts else "no checkpoint yet, starting from step 0"
+        print(f"lejepa: run {spec.run_id} attempt {attempt} on {os.uname().nodename} with "
+              f"{torch.get_num_threads()} CPU thread(s): {resume}", flush=True)
+        return run_job(spec, results_root, progress=False)

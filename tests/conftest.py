@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from evaluation.record import make_record
 from experiments.manifest import ManifestError, load_manifest
 from lejepa.spec import DataSpec, EvalSpec, ModelSpec, RunSpec, TrainSpec, ViewSpec
 
@@ -66,3 +67,21 @@ def no_submission(monkeypatch):
 
     for name in ("AutoExecutor", "LocalExecutor", "DebugExecutor", "SlurmExecutor"):
         monkeypatch.setattr(submitit, name, refuse)
+
+
+def synthetic_record(dataset: str = "fashion_mnist", method: dict | None = None, arch: str = "resnet18",
+                     seed: int = 0, linear: float | None = 0.8, knn: float | None = 0.75, *,
+                     status: str = "done", epochs: float = 1, batch_size: int = 128, local_views: int = 6,
+                     loss: float | None = 1.0, wall: float = 60.0, experiment: str = "synthetic",
+                     evaluation: dict | None = None) -> dict:
+    """A record laid out exactly as evaluation.record.make_record writes one, from a real RunSpec."""
+    spec = RunSpec(experiment=experiment, seed=seed, method=method or {"name": "lejepa", "lamb": 0.05},
+                   data=DataSpec(name=dataset), model=ModelSpec(arch=arch),
+                   views=ViewSpec(local_views=local_views), train=TrainSpec(epochs=epochs, batch_size=batch_size))
+    done = status == "done"
+    pretrain = {"status": status, "steps": 100, "epochs": epochs, "wall_seconds": wall, "images_per_second": 50.0,
+                "final_loss": loss if done else None, "final_parts": {"pred": 0.5, "sigreg": 1.0}}
+    measured = {"linear_top1": linear, "linear_top5": None if linear is None else min(1.0, linear + 0.1),
+                "knn_top1@10": knn, "knn_top1@20": knn} if done else {}
+    return make_record(spec, status, pretrain=pretrain, evaluation={**measured, **(evaluation or {})},
+                       reason=None if done else "synthetic failure", env={"device": "cpu", "world_size": 1})

@@ -19,8 +19,8 @@ IMAGENET_HOW = (
     "and unpack it as train/<wnid>/*.JPEG and val/<wnid>/*.JPEG (sort the flat val/ folder into class folders, "
     "e.g. with the widely used valprep.sh)"
 )
-IMAGENET100_LIST = "data/imagenet100_classes.txt"  # inside the `experiments` package
-IMAGENET100_HOW = f"{IMAGENET_HOW}; ImageNet-100 reads the 100 classes of experiments/{IMAGENET100_LIST} from it"
+IMAGENET100_LIST = "imagenet100_classes.txt"  # beside this module
+IMAGENET100_HOW = f"{IMAGENET_HOW}; ImageNet-100 reads the 100 classes of lejepa/data/{IMAGENET100_LIST} from it"
 IMAGENETTE_HOW = (
     "download imagenette2.tgz (or imagenette2-320.tgz / imagenette2-160.tgz) from "
     "https://github.com/fastai/imagenette and unpack it"
@@ -36,10 +36,10 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".t
 
 def imagenet100_classes() -> list[str]:
     """The 100 WordNet ids of ImageNet-100 (CMC's subset), sorted: label k is the k-th id."""
-    text = resources.files("experiments").joinpath(IMAGENET100_LIST).read_text()
+    text = resources.files("lejepa.data").joinpath(IMAGENET100_LIST).read_text()
     wnids = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
     if len(wnids) != 100 or len(set(wnids)) != 100:
-        raise ValueError(f"experiments/{IMAGENET100_LIST} must list 100 distinct WordNet ids, found {len(wnids)}")
+        raise ValueError(f"lejepa/data/{IMAGENET100_LIST} must list 100 distinct WordNet ids, found {len(wnids)}")
     return sorted(wnids)
 
 
@@ -102,7 +102,7 @@ def imagenet1k(root: Path, split: str) -> ImageFileDataset:
     how_to_get=IMAGENET100_HOW,
 )
 def imagenet100(root: Path, split: str) -> ImageFileDataset:
-    """ImageNet-100 (CMC / solo-learn): the classes of experiments/data/imagenet100_classes.txt read
+    """ImageNet-100 (CMC / solo-learn): the classes of lejepa/data/imagenet100_classes.txt read
     from an ImageNet-1k tree, or from a tree already cut down to those 100 folders."""
     folder = locate("imagenet100", root, [""], [split], IMAGENET100_HOW)
     return class_folder_dataset("imagenet100", folder / split, imagenet100_classes())

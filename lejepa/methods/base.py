@@ -1,25 +1,25 @@
-"""The method interface (STYLE.md: solo-learn's small surface, one file per method).
+"""The method interface (one small surface, one file per method, as solo-learn does).
 
-A method owns its heads and its loss and any per-step update (an EMA teacher, say). The trainer only
-calls `loss(views, step)` and `on_step_end(step, total_steps)`. Options are a dataclass per method, so
-an unknown option in a manifest is caught before anything runs.
+A method owns its heads, its loss, any per-step update (an EMA teacher, say) and its optimiser recipe. The
+trainer calls `optimizer(train_spec)` once, then `loss(views, step)` and `on_step_end(step, total_steps)`
+every step. Options are a dataclass per method, checked on construction (lejepa/options.py), so an unknown
+or out-of-range option in a manifest is refused before anything runs.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
 from typing import ClassVar
 
 import torch
 from torch import nn
 
 from lejepa.backbones import Backbone
-from lejepa.spec import RunSpec
+from lejepa.spec import RunSpec, TrainSpec
 
 
 class Method(nn.Module):
     name: ClassVar[str]
+    summary: ClassVar[str] = ""  # one line for `lejepa describe method NAME`
     Options: ClassVar[type]
     pretrains: ClassVar[bool] = True  # False: evaluated as built (reference rows: random init, pixels)
 
@@ -56,33 +56,15 @@ class Method(nn.Module):
         (DINO evaluates its EMA teacher)."""
         return self.backbone
 
+    def parameter_groups(self, weight_decay: float) -> list[dict]:
+        """Biases and normalisation parameters are not decayed (standard for AdamW in SSL recipes)."""
+        trainable = [p for p in self.parameters() if p.requires_grad]
+        return [{"params": [p for p in trainable if p.ndim >= 2], "weight_decay": weight_decay},
+                {"params": [p for p in trainable if p.ndim < 2], "weight_decay": 0.0}]
 
-METHODS: dict[str, type[Method]] = {}
-
-
-def register_method(cls: type[Method]) -> type[Method]:
-    if cls.name in METHODS:
-        raise ValueError(f"method '{cls.name}' is registered twice")
-    METHODS[cls.name] = cls
-    return cls
-
-
-def get_method(name: str) -> type[Method]:
-    if name not in METHODS:
-        close = difflib.get_close_matches(name, METHODS, n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise KeyError(f"unknown method '{name}'{hint} (known: {', '.join(sorted(METHODS))})")
-    return METHODS[name]
-
-
-def parse_options(method_section: dict) -> tuple[type[Method], object]:
-    """{'name': ..., **options} -> (method class, its Options), naming any unknown or mistyped option."""
-    cls = get_method(method_section.get("name", ""))
-    options = {k: v for k, v in method_section.items() if k != "name"}
-    known = {f.name: f for f in dataclasses.fields(cls.Options)}
-    for key in options:
-        if key not in known:
-            close = difflib.get_close_matches(key, known, n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise KeyError(f"method '{cls.name}' has no option '{key}'{hint} (options: {', '.join(known) or 'none'})")
-    return cls, cls.Options(**options)
+    def optimizer(self, train: TrainSpec) -> torch.optim.Optimizer:
+        """AdamW at the spec's peak lr (the trainer sets each step's lr from the schedule). The LeJEPA paper's
+        recipe, and the one the suite holds equal across methods; a method with another recipe overrides
+        this. Fused on CUDA: one kernel for all parameters instead of several per parameter tensor."""
+        fused = next(self.parameters()).is_cuda
+        return torch.optim.AdamW(self.parameter_groups(train.weight_decay), lr=train.lr, fused=fused or None)

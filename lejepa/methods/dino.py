@@ -27,17 +27,19 @@ from __future__ import annotations
 
 import copy
 import itertools
-import math
 from dataclasses import dataclass
 from functools import partial
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
 from lejepa.backbones import Backbone
-from lejepa.methods.base import Method, register_method
+from lejepa.distributed import average_over_ranks
+from lejepa.methods.base import Method
+from lejepa.methods.registry import register_method
+from lejepa.options import Validated, fraction, positive, setting
+from lejepa.schedules import cosine_ramp, linear_ramp
 
 # Caron et al. 2021, section 3.1 and appendix (ViT-S/16 and ResNet-50 recipes).
 HEAD_HIDDEN = 2048
@@ -54,44 +56,32 @@ FREEZE_PROTOTYPES_FRACTION = 0.01  # one epoch of 100
 
 
 @dataclass(frozen=True)
-class DINOOptions:
-    out_dim: int = PROTOTYPES  # shrink for CPU runs; 65536 is the paper's
-    hidden_dim: int = HEAD_HIDDEN
-    bottleneck_dim: int = HEAD_BOTTLENECK
-    head_layers: int = HEAD_LAYERS
-    student_temp: float = STUDENT_TEMPERATURE
-    teacher_temp: float = TEACHER_TEMPERATURE
-    teacher_temp_start: float = TEACHER_TEMPERATURE_START
-    teacher_temp_warmup_fraction: float = TEACHER_TEMPERATURE_WARMUP_FRACTION
-    teacher_momentum: float = TEACHER_MOMENTUM
-    centre_momentum: float = CENTRE_MOMENTUM
-    freeze_prototypes_fraction: float = FREEZE_PROTOTYPES_FRACTION
-
-    def __post_init__(self):
-        problems = []
-        if self.out_dim < 2 or self.hidden_dim < 1 or self.bottleneck_dim < 1 or self.head_layers < 1:
-            problems.append("out_dim >= 2, hidden_dim, bottleneck_dim and head_layers >= 1")
-        if min(self.student_temp, self.teacher_temp, self.teacher_temp_start) <= 0:
-            problems.append("temperatures > 0")
-        for name in ("teacher_momentum", "centre_momentum", "teacher_temp_warmup_fraction",
-                     "freeze_prototypes_fraction"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                problems.append(f"{name} in [0, 1]")
-        if problems:
-            raise ValueError(f"dino options need {'; '.join(problems)}; got {self}")
+class DINOOptions(Validated):
+    OWNER = "dino"
+    out_dim: int = setting(PROTOTYPES, doc="prototypes (65536 in the paper; shrink for CPU runs)", low=2)
+    hidden_dim: int = positive(HEAD_HIDDEN, "hidden width of the DINO head")
+    bottleneck_dim: int = positive(HEAD_BOTTLENECK, "bottleneck width before the prototypes")
+    head_layers: int = positive(HEAD_LAYERS, "linear layers of the head before the prototypes")
+    student_temp: float = positive(STUDENT_TEMPERATURE, "student softmax temperature")
+    teacher_temp: float = positive(TEACHER_TEMPERATURE, "teacher temperature after warm-up")
+    teacher_temp_start: float = positive(TEACHER_TEMPERATURE_START, "teacher temperature at step 0")
+    teacher_temp_warmup_fraction: float = fraction(TEACHER_TEMPERATURE_WARMUP_FRACTION,
+                                                   "fraction of training over which the teacher temperature rises")
+    teacher_momentum: float = fraction(TEACHER_MOMENTUM, "teacher EMA momentum at step 0 (cosine to 1)")
+    centre_momentum: float = fraction(CENTRE_MOMENTUM, "momentum of the teacher-output centre")
+    freeze_prototypes_fraction: float = fraction(FREEZE_PROTOTYPES_FRACTION,
+                                                 "fraction of training with the prototypes frozen")
 
 
 def teacher_temperature(step: int, total_steps: int, options: DINOOptions) -> float:
     """Linear warm-up from teacher_temp_start at step 0 to teacher_temp, then constant."""
     warmup_steps = options.teacher_temp_warmup_fraction * total_steps
-    if step >= warmup_steps:
-        return options.teacher_temp
-    return options.teacher_temp_start + (options.teacher_temp - options.teacher_temp_start) * step / warmup_steps
+    return linear_ramp(step, warmup_steps, options.teacher_temp_start, options.teacher_temp)
 
 
 def teacher_momentum(step: int, total_steps: int, base: float = TEACHER_MOMENTUM) -> float:
     """Cosine schedule: `base` at step 0, rising to 1 at the end of training."""
-    return 1.0 - (1.0 - base) * (1.0 + math.cos(math.pi * step / total_steps)) / 2.0
+    return cosine_ramp(step, total_steps, base, 1.0)
 
 
 def prototypes_frozen(step: int, total_steps: int, options: DINOOptions) -> bool:
@@ -126,17 +116,10 @@ class DINOHead(nn.Module):
         return x @ F.normalize(weight, dim=-1).T
 
 
-def _all_reduce_mean(tensor: torch.Tensor) -> torch.Tensor:
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        tensor = tensor.clone()
-        dist.all_reduce(tensor)  # in place on a tensor outside autograd
-        tensor /= dist.get_world_size()
-    return tensor
-
-
 @register_method
 class DINO(Method):
     name = "dino"
+    summary = "self-distillation with an EMA teacher, centring and sharpening (Caron et al. 2021)"
     Options = DINOOptions
 
     def __init__(self, backbone: Backbone, options: DINOOptions, spec):
@@ -198,7 +181,7 @@ class DINO(Method):
             torch._foreach_mul_(teacher, momentum)
             torch._foreach_add_(teacher, student, alpha=1.0 - momentum)
         if self._batch_centre is not None:
-            batch_centre = _all_reduce_mean(self._batch_centre)
+            batch_centre = average_over_ranks(self._batch_centre)
             self.centre.mul_(opts.centre_momentum).add_(batch_centre, alpha=1.0 - opts.centre_momentum)
             self._batch_centre = None
         self.teacher_temp.fill_(teacher_temperature(step + 1, total_steps, opts))

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lejepa.backbones import create_projector
-from lejepa.methods.base import Method, register_method
+from lejepa.methods.base import Method
+from lejepa.methods.registry import register_method
 from lejepa.sigreg import SIGReg
 
 
@@ -25,6 +26,7 @@ class LeJEPAOptions:
 @register_method
 class LeJEPA(Method):
     name = "lejepa"
+    summary = "predict the global-view centre plus SIGReg (paper Algorithm 2)"
     Options = LeJEPAOptions
 
     def __init__(self, backbone, options: LeJEPAOptions, spec):

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lejepa.methods.base import Method, register_method
+from lejepa.methods.base import Method
+from lejepa.methods.registry import register_method
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,7 @@ class NoOptions:
 @register_method
 class RandomInit(Method):
     name = "random_init"
+    summary = "reference row: the randomly initialised backbone, not trained"
     Options = NoOptions
     pretrains = False
 
@@ -26,6 +28,7 @@ class RandomInit(Method):
 @register_method
 class RawPixels(Method):
     name = "raw_pixels"
+    summary = "reference row: the normalised pixels themselves as features"
     Options = NoOptions
     pretrains = False
     features_from_pixels = True

@@ -26,11 +26,13 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import torch
-import torch.distributed as dist
 from torch import nn
 
 from lejepa.backbones import create_projector
-from lejepa.methods.base import Method, register_method
+from lejepa.distributed import world_size
+from lejepa.methods.base import Method
+from lejepa.methods.registry import register_method
+from lejepa.options import Validated, positive, setting
 
 # Bardes et al. 2022, section 4.2 (ImageNet recipe).
 INVARIANCE_WEIGHT = 25.0
@@ -43,23 +45,17 @@ EXPANDER_LAYERS = 3
 
 
 @dataclass(frozen=True)
-class VICRegOptions:
-    inv_weight: float = INVARIANCE_WEIGHT
-    var_weight: float = VARIANCE_WEIGHT
-    cov_weight: float = COVARIANCE_WEIGHT
-    var_target: float = VARIANCE_TARGET
-    var_eps: float = VARIANCE_EPS
-    expander_hidden: int = EXPANDER_WIDTH  # shrink for CPU runs; 8192 is the paper's
-    expander_dim: int = EXPANDER_WIDTH
-    expander_layers: int = EXPANDER_LAYERS
-
-    def __post_init__(self):
-        if self.expander_layers < 1 or self.expander_hidden < 1 or self.expander_dim < 2:
-            raise ValueError(
-                f"vicreg expander needs expander_layers >= 1, expander_hidden >= 1 and expander_dim >= 2 "
-                f"(covariance has no off-diagonal otherwise); got {self.expander_layers}, "
-                f"{self.expander_hidden}, {self.expander_dim}"
-            )
+class VICRegOptions(Validated):
+    OWNER = "vicreg"
+    inv_weight: float = setting(INVARIANCE_WEIGHT, doc="weight of the invariance (MSE) term", low=0)
+    var_weight: float = setting(VARIANCE_WEIGHT, doc="weight of the variance hinge", low=0)
+    cov_weight: float = setting(COVARIANCE_WEIGHT, doc="weight of the covariance term", low=0)
+    var_target: float = positive(VARIANCE_TARGET, "standard deviation each dimension is pushed up to (gamma)")
+    var_eps: float = positive(VARIANCE_EPS, "added to the variance inside the square root")
+    expander_hidden: int = positive(EXPANDER_WIDTH, "expander hidden width (8192 in the paper)")
+    expander_dim: int = setting(EXPANDER_WIDTH, doc="expander output width (>= 2: covariance needs an "
+                                                    "off-diagonal)", low=2)
+    expander_layers: int = positive(EXPANDER_LAYERS, "linear layers of the expander")
 
 
 def invariance_term(z: torch.Tensor, num_global: int) -> torch.Tensor:
@@ -87,7 +83,7 @@ def covariance_term(z: torch.Tensor) -> torch.Tensor:
 
 def _gather_batch(z: torch.Tensor) -> torch.Tensor:
     """(V, N, D) -> (V, world * N, D): the global batch, differentiable back to this rank's share."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    if world_size() == 1:
         return z
     from torch.distributed.nn.functional import all_gather  # out of place: use what it returns
 
@@ -97,6 +93,7 @@ def _gather_batch(z: torch.Tensor) -> torch.Tensor:
 @register_method
 class VICReg(Method):
     name = "vicreg"
+    summary = "variance-invariance-covariance regularisation (Bardes, Ponce and LeCun 2022)"
     Options = VICRegOptions
 
     def __init__(self, backbone, options: VICRegOptions, spec):

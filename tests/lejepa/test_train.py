@@ -16,7 +16,7 @@ from conftest import make_tiny_spec
 from lejepa.checkpoint import checkpoint_paths
 from lejepa.train import learning_rate, pretrain
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _metrics(run_dir: Path) -> list[dict]:

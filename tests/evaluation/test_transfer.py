@@ -12,10 +12,10 @@ import pytest
 import torch
 from conftest import make_tiny_spec, manifest_problems, write_manifest
 
+from evaluation.pipeline import run_job
 from evaluation.record import make_record, read_record, record_path, write_record
+from experiments.cli import main
 from experiments.manifest import load_manifest
-from slurm.cli import main
-from slurm.job import run_job
 
 SOURCE = """\
 name: tiny-source

@@ -3,17 +3,16 @@ the Spearman rho in the title, the heatmap's cells, and a clean skip when record
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import synthetic_record
 from scipy.stats import spearmanr
-from test_report import synthetic_record
 
 from evaluation import figures
-from evaluation.sigreg_toy import run_toy
+from lejepa.architectures import family_key, family_of, name_family
 
 
 def scatter_points(ax) -> np.ndarray:
@@ -89,20 +88,19 @@ def test_architecture_sweep_bars_ordered_and_coloured_by_family():
     fig = figures.architecture_sweep(records, families={"convnext_atto": "convnet", "resnet18": "convnet"})
     ax = fig.axes[0]
     labels = [t.get_text() for t in ax.get_xticklabels()]
-    # resnet34 falls back to the prefix heuristic ("resnet"); the others use the given families.
+    # resnet34 and the ViT take the curated list's families (ResNet, ViT); the others the given one.
     assert labels == ["convnext_atto", "resnet18", "resnet34", "vit_tiny_patch16_224"]
     heights = [p.get_height() for p in ax.patches]
     assert heights == pytest.approx([100 * (0.6 + 0.05 * archs.index(a) + 0.005) for a in labels])
     colours = [p.get_facecolor() for p in ax.patches]
     assert colours[0] == colours[1] and colours[1] != colours[2] != colours[3]
-    assert sorted(t.get_text() for t in fig.axes[0].get_legend().get_texts()) == ["convnet", "resnet", "vit"]
+    assert sorted(t.get_text() for t in fig.axes[0].get_legend().get_texts()) == ["ResNet", "ViT", "convnet"]
 
 
-def test_architecture_families_read_from_yaml(tmp_path: Path):
-    path = tmp_path / "architectures.yaml"
-    path.write_text("architectures:\n  - {name: resnet18, family: ResNet, params_m: 11}\n  - {name: vit_tiny}\n")
-    assert figures.architecture_families(path) == {"resnet18": "ResNet"}
-    assert figures.architecture_families(tmp_path / "absent.yaml") == {}
+def test_family_is_the_curated_label_else_the_name_prefix():
+    assert family_of("resnet18") == "ResNet" and family_of("convnextv2_atto") == "ConvNeXt-V2"
+    assert family_of("resnet26") == "resnet"  # not in the curated list: its name's prefix
+    assert family_key("ConvNeXt-V2") == family_key("convnextv2") == name_family("convnextv2_huge")
 
 
 def test_architecture_sweep_skips_with_one_architecture():
@@ -212,32 +210,9 @@ def test_embedding_spectrum_skips_without_the_field():
     assert "evaluation.embedding_spectrum" in skips["embedding_spectrum"]
 
 
-def test_sigreg_toy_lowers_the_statistic_and_is_deterministic(tmp_path: Path):
-    toy = run_toy(samples=128, steps=40)
-    assert toy == run_toy(samples=128, steps=40)
-    assert toy["fixed_statistic_after"] < 0.05 * toy["fixed_statistic_before"]
-    after = np.asarray(toy["samples_after"])
-    assert np.abs(after.mean(0)).max() < 0.2 and np.allclose(np.cov(after.T), np.eye(2), atol=0.3)
-
-    (tmp_path / figures.TOY_RECORD).write_text(json.dumps(toy))
-    fig = figures.sigreg_toy_figure(figures.load_or_make_toy(tmp_path), tmp_path / "figures")
-    before_ax, after_ax, curve_ax = fig.axes
-    assert len(scatter_points(before_ax)) == 128 and len(scatter_points(after_ax)) == 128
-    assert list(curve_ax.lines[0].get_ydata()) == pytest.approx(toy["statistic"])
-    assert curve_ax.get_yscale() == "log"
-    assert (tmp_path / "figures" / "sigreg_toy.png").exists()
-
-
-def test_sigreg_toy_figure_skips_a_non_toy_record():
-    skips = Skips()
-    assert figures.sigreg_toy_figure({"kind": "other"}, on_skip=skips) is None
-    assert "sigreg_toy" in skips
-
-
-def test_write_figures_lists_every_skip(tmp_path: Path):
-    (tmp_path / figures.TOY_RECORD).write_text(json.dumps(run_toy(samples=64, steps=5)))
+def test_write_figures_lists_every_skip_and_computes_nothing(tmp_path: Path):
+    """One record supports no figure: each says why; nothing else (the SIGReg toy used to be trained here)."""
     paths, skipped, captions = figures.write_figures([synthetic_record()], tmp_path)
-    assert [p.name for p in paths] == ["sigreg_toy.png", "sigreg_toy.pdf"]
-    assert list(captions) == ["sigreg_toy"] and captions["sigreg_toy"]  # the toy figure's panel titles
+    assert paths == [] and captions == {}
     assert set(skipped) == set(figures.FIGURES)
     assert all(reason for reason in skipped.values())

@@ -18,15 +18,16 @@ from pathlib import Path
 import pytest
 
 from evaluation.record import read_record, record_path
+from experiments.cli import main
 from experiments.manifest import Manifest, load_manifest
 from lejepa.checkpoint import checkpoint_paths
 from lejepa.spec import RunSpec
-from slurm.cli import main
-from slurm.launcher import collect_status, read_ledger
+from slurm.ledger import read_ledger
+from slurm.status import collect_status
 
 pytestmark = pytest.mark.slurm
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 FINISHED = {"done", "failed", "diverged"}
 
 MANIFEST = """\
@@ -72,7 +73,7 @@ def wait_until_finished(manifest: Manifest, results: Path, timeout: float) -> li
     """Poll `lejepa status`'s view (records first, else squeue) until every run has finished."""
     deadline = time.time() + timeout
     while True:
-        states = collect_status(manifest, results)
+        states = collect_status(manifest.name, list(manifest.runs), results)
         if all(s.state in FINISHED for s in states):
             return states
         if time.time() > deadline:
@@ -209,7 +210,7 @@ def test_requeued_job_resumes_from_its_checkpoint_to_the_same_record(slurm_clust
         time.sleep(0.1)
     requeue = subprocess.run(["scontrol", "requeue", entry["job_id"]], check=False, capture_output=True, text=True)
     assert requeue.returncode == 0, requeue.stderr
-    (state,) = collect_status(preempted, results)
+    (state,) = collect_status(preempted.name, list(preempted.runs), results)
     assert state.state in ("pending", "running"), state  # back in the queue: not failed
     capsys.readouterr()
     assert main(["launch", str(preempted.path), "--executor", "slurm", "--results", str(results)]) == 0

@@ -7,12 +7,12 @@ from __future__ import annotations
 import re
 
 import pytest
-import yaml
 
 from evaluation.references import canonical_dataset, load_paper_numbers
+from experiments.cli import main
 from experiments.manifest import EXPERIMENTS_DIR, load_manifest
+from lejepa.architectures import curated_architectures
 from lejepa.data import DATASETS
-from slurm.cli import main
 
 PAPER = EXPERIMENTS_DIR / "paper"
 MANIFESTS = sorted(PAPER.glob("*.yaml"))
@@ -100,8 +100,8 @@ def test_in_domain_covers_the_papers_small_datasets_with_resnets_and_vits():
 
 def test_architecture_sweep_runs_the_curated_list_with_one_recipe():
     runs = load_manifest(PAPER / "architectures.yaml").runs
-    curated = yaml.safe_load((EXPERIMENTS_DIR / "architectures.yaml").read_text())["architectures"]
-    # experiments/architectures.yaml is the list; regenerate the manifest's backbone axis when it changes.
+    curated = curated_architectures()
+    # lejepa/architectures.yaml is the list; regenerate the manifest's backbone axis when it changes.
     assert [s.model.arch for s in runs] == [entry["name"] for entry in curated]
     assert len(runs) >= 60
     recipe = {(s.data.name, s.train.epochs, s.train.lr, s.train.batch_size, tuple(sorted(s.method.items()))) for s in runs}

@@ -6,13 +6,16 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
 from evaluation.record import make_record, read_record, record_path, write_record
+from experiments.cli import main
 from experiments.manifest import load_manifest
-from slurm.cli import main
-from slurm.launcher import ledger_path, plan_launch, read_ledger, set_aside_previous, update_ledger
+from slurm.ledger import ledger_path, read_ledger, update_ledger
+from slurm.plan import plan_launch, set_aside_previous
 
 TINY_MANIFEST = """\
 name: launcher
@@ -98,17 +101,32 @@ def test_failed_run_is_reported_and_relaunched(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "counts: failed 2" in out and "train.batch_size=512 is larger than the 256 training images" in out
     manifest = load_manifest(path, ["train.batch_size=512"])
-    assert plan_launch(manifest, results).to_run == list(manifest.runs)  # failed runs go again
+    assert plan_launch(manifest.name, list(manifest.runs), results).to_run == list(manifest.runs)  # failed runs go again
 
 
-def test_a_running_local_job_is_not_submitted_twice(tmp_path):
+def test_a_run_whose_trainer_is_alive_is_not_submitted_twice(tmp_path):
+    """Liveness is the run folder's lock, held by whichever process trains the run (an orphaned worker
+    too), not a PID in the ledger: a live but unrelated PID there (a reused one) does not count."""
     manifest = load_manifest(write_manifest(tmp_path))
     spec = manifest.runs[0]
-    entry = {"job_id": str(os.getpid()), "executor": "local", "host": os.uname().nodename,
-             "stdout": "", "stderr": ""}
+    entry = {"job_id": str(os.getpid()), "executor": "local", "host": os.uname().nodename, "stdout": "", "stderr": ""}
     update_ledger(tmp_path, "launcher", {spec.run_id: entry}, {"executor": "local"})
-    plan = plan_launch(manifest, tmp_path)
-    assert plan.live[spec.run_id][0] == "running" and plan.to_run == [manifest.runs[1]]
+    assert plan_launch(manifest.name, list(manifest.runs), tmp_path).to_run == list(manifest.runs)
+
+    folder = tmp_path / "launcher" / spec.run_id
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from lejepa.run_lock import run_lock\n"
+        f"with run_lock({str(folder)!r}):\n    print('held', flush=True); time.sleep(60)")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        plan = plan_launch(manifest.name, list(manifest.runs), tmp_path)
+        assert plan.live[spec.run_id][0] == "running" and f"pid {holder.pid}" in plan.live[spec.run_id][1]
+        assert plan.to_run == [manifest.runs[1]]
+    finally:
+        holder.kill()
+        holder.wait()
+    assert plan_launch(manifest.name, list(manifest.runs), tmp_path).to_run == list(manifest.runs)  # died: free
 
 
 def test_force_twice_keeps_both_earlier_outputs(tmp_path, tiny_spec):

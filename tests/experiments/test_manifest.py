@@ -14,8 +14,8 @@ import pytest
 from conftest import manifest_problems, write_manifest
 
 from evaluation.record import make_record, write_record
+from experiments.cli import main
 from experiments.manifest import EXPERIMENTS_DIR, load_manifest
-from slurm.cli import main
 
 VALID = """\
 name: tiny

@@ -24,7 +24,7 @@ from lejepa.methods.dino import DINO, DINOOptions, teacher_momentum, teacher_tem
 from lejepa.methods.vicreg import VICReg
 from lejepa.sigreg import random_directions, sigreg
 from lejepa.spec import DataSpec, ModelSpec, RunSpec, TrainSpec, ViewSpec
-from lejepa.train import _param_groups, pretrain
+from lejepa.train import pretrain
 
 
 class _Identity(nn.Identity):
@@ -144,7 +144,7 @@ def test_vicreg_defaults_are_the_papers():
     assert (options.inv_weight, options.var_weight, options.cov_weight) == (25.0, 25.0, 1.0)
     assert (options.var_target, options.var_eps) == (1.0, 1e-4)
     assert (options.expander_hidden, options.expander_dim, options.expander_layers) == (8192, 8192, 3)
-    with pytest.raises(ValueError, match="expander_dim >= 2"):
+    with pytest.raises(ValueError, match="expander_dim: must be >= 2"):
         get_method("vicreg").Options(expander_dim=1)
 
 
@@ -257,7 +257,7 @@ def test_dino_teacher_gets_no_gradient_and_is_not_optimised():
     assert all(not p.requires_grad and p.grad is None for p in method.teacher_parameters())
     assert all(p.grad is not None for p in method.student_parameters())
     assert any(p.grad.abs().sum() > 0 for p in method.student_parameters())
-    optimised = {id(p) for group in _param_groups(method, 0.05) for p in group["params"]}
+    optimised = {id(p) for group in method.parameter_groups(0.05) for p in group["params"]}
     assert not optimised & {id(p) for p in method.teacher_parameters()}
     assert {id(p) for p in method.student_parameters()} <= optimised
     assert method.evaluation_backbone() is method.teacher_backbone

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from slurm.cli import main
+from experiments.cli import main
 
 SMALL = ["data.train_limit=256", "data.test_limit=200", "train.max_steps=3", "train.batch_size=64",
          "eval.linear_epochs=20", "eval.knn_k=[10,20]"]

@@ -1,4 +1,4 @@
-"""Every architecture of experiments/architectures.yaml builds and trains with LeJEPA (DESIGN.md section 7).
+"""Every architecture of lejepa/architectures.yaml builds and trains with LeJEPA (DESIGN.md section 7).
 
 Each entry is built at 32 px (so with its family's small-image adaptation) and checked one of two ways:
 
@@ -24,20 +24,18 @@ import math
 import os
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
 import torch
-import yaml
 from conftest import make_tiny_spec
 
-from lejepa.backbones import FAMILIES, architecture_family, check_architecture, create_backbone
+from lejepa.architectures import curated_architectures, family_of
+from lejepa.backbones import ADAPTATIONS, check_architecture, create_backbone, timm_module
 from lejepa.data import DATASETS
+from lejepa.methods import build_method
 from lejepa.spec import RunSpec
-from lejepa.train import build_method
 from lejepa.views import BatchedMultiCropViews, view_sizes
 
-ARCHITECTURES_YAML = Path(__file__).resolve().parents[1] / "experiments" / "architectures.yaml"
 IMAGE_SIZE = 32  # CIFAR-sized: every family's small-image adaptation is in play
 BATCH = 4  # images; each gives 2 global and 2 local views, so SIGReg sees 4 samples per view
 STEPS = 2  # optimisation steps before SIGReg is measured again
@@ -50,14 +48,14 @@ REQUIRED_FAMILIES = {
     "ViT", "DeiT", "Swin", "MaxViT", "CoAtNet", "CaiT", "MetaFormer", "EdgeNeXt",
 }
 
-ENTRIES: list[dict] = yaml.safe_load(ARCHITECTURES_YAML.read_text())["architectures"]
+ENTRIES: list[dict] = list(curated_architectures())
 STEP_CHECKED = [e["name"] for e in ENTRIES if e["params_m"] <= STEP_MAX_PARAMS_M]
 SHAPE_CHECKED = [e["name"] for e in ENTRIES if e["params_m"] > STEP_MAX_PARAMS_M]
 BY_NAME = {e["name"]: e for e in ENTRIES}
 # The smallest entry of each timm family (the module that defines it: one set of build rules each).
 FAMILY_REPRESENTATIVES = {
-    module: min((e for e in ENTRIES if architecture_family(e["name"]) == module), key=lambda e: e["params_m"])["name"]
-    for module in dict.fromkeys(architecture_family(e["name"]) for e in ENTRIES)
+    module: min((e for e in ENTRIES if timm_module(e["name"]) == module), key=lambda e: e["params_m"])["name"]
+    for module in dict.fromkeys(timm_module(e["name"]) for e in ENTRIES)
 }
 RESULTS: dict[str, str] = {}  # name -> one line saying how it was checked and what was measured
 
@@ -115,8 +113,8 @@ def test_list_covers_the_papers_breadth():
     for name in names:
         check_architecture(name)  # a timm name (raises with a suggestion otherwise)
     # Every entry's timm module has a small-image adaptation, so all of them train at 32 px.
-    modules = {name: architecture_family(name) for name in names}
-    assert {m for m in modules.values() if m not in FAMILIES} == set()
+    modules = {name: timm_module(name) for name in names}
+    assert {m for m in modules.values() if m not in ADAPTATIONS} == set()
     # The size ranges DESIGN.md section 7 names.
     assert {"resnet18", "resnet34", "resnet50", "resnet101", "resnet152"} <= set(names)
     assert {"convnext_atto", "convnext_xxlarge", "convnextv2_atto", "convnextv2_huge"} <= set(names)
@@ -125,12 +123,12 @@ def test_list_covers_the_papers_breadth():
     assert {p for p in (8, 14, 16) if any(f"patch{p}" in n for n in vits)} == {8, 14, 16}
 
 
-def test_list_is_what_the_cli_and_the_figures_read():
-    from evaluation.figures import architecture_families
-    from slurm.cli import _architectures
+def test_list_is_what_the_cli_and_the_figures_read(capsys):
+    from experiments.cli import main
 
-    assert _architectures() == [e["name"] for e in ENTRIES]
-    assert architecture_families() == {e["name"]: e["family"] for e in ENTRIES}
+    assert main(["list", "architectures"]) == 0
+    assert capsys.readouterr().out.split() == [e["name"] for e in ENTRIES]
+    assert all(family_of(e["name"]) == e["family"] for e in ENTRIES)
 
 
 # --- every entry trains (or, too large for the CPU here, has consistent shapes) --------------------------------

@@ -1,0 +1,98 @@
+"""`lejepa status`: each run's state from its record (the source of truth), else from its job, and an ETA."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from evaluation.record import RecordError, read_record, record_path, run_dir
+from lejepa.metrics_log import read_metrics
+from lejepa.spec import RunSpec
+from slurm.ledger import read_ledger
+from slurm.queue import live_jobs
+
+
+@dataclass
+class RunState:
+    spec: RunSpec
+    state: str  # done, running, pending, failed, diverged (unknown: the queue could not be asked)
+    detail: str
+    log: str | None = None
+    seconds: float | None = None  # pretraining + evaluation wall time, for finished runs
+
+
+def _last_metrics(results_root: Path, spec: RunSpec) -> str:
+    lines = read_metrics(run_dir(results_root, spec.experiment, spec.run_id) / "metrics.jsonl")
+    if not lines or not isinstance(lines[-1].get("loss"), (int, float)):
+        return ""
+    return f", step {lines[-1]['step']}, loss {lines[-1]['loss']:.4g}"
+
+
+def _last_log_line(path: str | None) -> str:
+    """The end of a job's stderr: where a crash without a record (killed, out of memory) says why."""
+    if not path or not Path(path).is_file():
+        return "no log"
+    lines = [line.strip() for line in Path(path).read_text(errors="replace").splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "empty log"
+
+
+def collect_status(experiment: str, specs: list[RunSpec], results_root: Path) -> list[RunState]:
+    results_root = Path(results_root)
+    ledger = read_ledger(results_root, experiment)["runs"]
+    live = live_jobs(results_root, experiment, [s.run_id for s in specs])
+    states = []
+    for spec in specs:
+        entry = ledger.get(spec.run_id, {})
+        log = entry.get("stderr")
+        path = record_path(results_root, spec.experiment, spec.run_id)
+        if spec.run_id in live:  # a job in flight (a rerun, say) outranks an older record
+            state, detail = live[spec.run_id]
+            states.append(RunState(spec, state, detail + _last_metrics(results_root, spec), log))
+        elif path.exists():
+            states.append(_state_from_record(spec, path, log))
+        elif not entry:
+            states.append(RunState(spec, "pending", "not submitted yet"))
+        else:
+            states.append(RunState(spec, "failed", f"job {entry['job_id']} ended without a record: "
+                                                   f"{_last_log_line(log)}", log))
+    return states
+
+
+def _state_from_record(spec: RunSpec, path: Path, log: str | None) -> RunState:
+    try:
+        record = read_record(path, expect_run_id=spec.run_id)
+    except (RecordError, OSError) as error:
+        return RunState(spec, "failed", f"record unusable: {error}", log)
+    status, seconds = record["status"], None
+    if status == "done":
+        seconds = (record["pretrain"].get("wall_seconds") or 0.0) + (record["evaluation"].get("wall_seconds") or 0.0)
+        top1 = record["evaluation"].get("linear_top1")
+        detail = f"linear top-1 {top1:.4f}" if isinstance(top1, (int, float)) else "done"
+    else:
+        detail = record.get("reason") or "no reason recorded"
+    return RunState(spec, status, detail, log, seconds)
+
+
+def eta_estimate(states: list[RunState]) -> str:
+    """Remaining time from the mean wall time of finished runs; says how it was computed."""
+    finished = [s.seconds for s in states if s.seconds]
+    left = [s for s in states if s.state in ("pending", "running")]
+    if not left:
+        return "ETA: nothing left to run" + (" (failed runs need a relaunch)" if any(
+            s.state == "failed" for s in states) else "")
+    if not finished:
+        return f"ETA: unknown until a run finishes ({len(left)} run(s) left)"
+    mean = sum(finished) / len(finished)
+    parallel = max(1, sum(s.state == "running" for s in states))
+    total = mean * len(left) / parallel
+    return (f"ETA: about {duration(total)} = {len(left)} run(s) left x {duration(mean)} mean wall time "
+            f"(pretraining + evaluation, of {len(finished)} done run(s)) / {parallel} running at once; "
+            f"queue waits not included")
+
+
+def duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
