@@ -1,13 +1,15 @@
-"""Frozen features, extracted once without augmentation and cached per run (DESIGN.md section 4)."""
+"""Frozen features, extracted once without augmentation and cached per run (docs/design.md, "Evaluation")."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from lejepa.checkpoint import atomic_write_bytes
+from lejepa.checkpoint import set_aside
+from lejepa.files import atomic_write_bytes
 from lejepa.views import eval_transform
 
 
@@ -41,11 +43,20 @@ def extract_features(
 
 
 def cached(path: Path, key: str, compute) -> tuple[torch.Tensor, torch.Tensor]:
-    """Load features saved under `key` (which names the weights they came from), else compute and save."""
+    """Load features saved under `key` (which names the weights they came from), else compute and save.
+    A cache that does not load (empty, truncated, foreign) is set aside, kept, and recomputed."""
     if path.exists():
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        if saved.get("key") == key:
-            return saved["features"], saved["labels"]
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+            if not isinstance(saved, dict) or not {"key", "features", "labels"} <= set(saved):
+                raise ValueError("not a feature cache")
+        except Exception as error:  # noqa: BLE001  any unreadable file: recomputing is always possible
+            aside = set_aside(path)
+            warnings.warn(f"feature cache {path} is unreadable ({error}); kept as {aside.name}, recomputing",
+                          stacklevel=2)
+        else:
+            if saved["key"] == key:
+                return saved["features"], saved["labels"]
     features, labels = compute()
     atomic_write_bytes(path, lambda f: torch.save({"key": key, "features": features, "labels": labels}, f))
     return features, labels

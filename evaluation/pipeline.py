@@ -27,7 +27,7 @@ from evaluation.record import (
     write_record,
 )
 from evaluation.transfer import load_source_method
-from lejepa.checkpoint import set_aside
+from lejepa.checkpoint import remove_interrupted_writes, set_aside
 from lejepa.distributed import local_device, rank, world_size
 from lejepa.files import atomic_write_text
 from lejepa.run_lock import RunLocked, run_lock
@@ -75,6 +75,8 @@ def run_job(spec: RunSpec, results_root: str | Path, progress: bool = True) -> d
         if _agree(locked_out is not None):
             return {"status": "skipped", "reason": locked_out or "rank 0 found the run in use"}
         if rank() == 0:
+            for where in (folder, folder / "features"):  # writes a killed attempt left half done
+                remove_interrupted_writes(where)
             finished = _previous_record(spec, results_root)
             if finished is not None:
                 return finished

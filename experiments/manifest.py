@@ -30,6 +30,7 @@ from typing import Any
 from experiments.run_values import BUILT_IN, RUN_KEYS, RunValues, assign, new_run, suggest
 from experiments.transfer_source import resolve_init_from
 from experiments.yaml_loader import YAMLProblem, parse_yaml
+from lejepa.methods import normalised
 from lejepa.run_checks import name_problems, run_problems
 from lejepa.spec import NAME_PATTERN, SECTIONS, RunSpec, SpecError
 
@@ -64,7 +65,10 @@ def _run_problems(run: RunValues) -> list[tuple[str, str]]:
     """Names against the registries, then the spec's own checks; each problem at the key's origin."""
     data = SECTIONS["data"]().name if "name" not in run.values["data"] else run.values["data"]["name"]
     arch = SECTIONS["model"]().arch if "arch" not in run.values["model"] else run.values["model"]["arch"]
-    return [(_origin_of(run, key), message) for key, message in name_problems(data, arch, run.values["method"])]
+    problems = [(_origin_of(run, key), message) for key, message in name_problems(data, arch, run.values["method"])]
+    if not problems:
+        run.values["method"] = normalised(run.values["method"])
+    return problems
 
 
 def _origin_of(run: RunValues, key: str) -> str:
@@ -237,7 +241,8 @@ def expand(data: Any, source: str, overrides=(), path: Path | None = None, loadi
             problems.extend((run.origin(key), f"{key}: {message}") for key, message in error.problems)
             continue
         cross = run_problems(spec)
-        problems.extend((run.origin(key), message) for key, message in cross)
+        problems.extend((run.origin(key), message if run.origin(key).endswith(key) else f"{key}: {message}")
+                        for key, message in cross)
         if cross:
             continue
         if spec.model.init_from is not None:

@@ -112,7 +112,7 @@ def _assign_section(run: RunValues, section: str, rest: list[str], value: Any, w
         return
     dotted = f"{section}.{name}"
     if len(rest) == 1:
-        value, error = check_value(section_type, name, value)
+        value, error = check_value(section_type, name, value, as_float=True)
         if error:
             problems.append((where, error if where.endswith(dotted) else f"{dotted}: {error}"))
             return

@@ -8,13 +8,19 @@ allows (a shared results folder stays readable to the group), not mkstemp's owne
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
 TEMPORARY_SUFFIX = ".tmp"
+
+
+class DiskFull(OSError):
+    """A write ran out of space; the file it would have replaced is intact."""
 
 
 def _umask() -> int:
@@ -35,9 +41,20 @@ def atomic_write_bytes(path: Path, write: Callable[[BinaryIO], object]) -> None:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         Path(tmp).unlink(missing_ok=True)
+        if _out_of_space(error):
+            free = shutil.disk_usage(path.parent).free / 2**20
+            raise DiskFull(errno.ENOSPC, f"no space left to write {path} ({free:.0f} MiB free on its disk); "
+                                         f"nothing was lost: the previous {path.name}, if any, is intact. Free "
+                                         f"space (or move the results folder), then relaunch to continue") from error
         raise
+
+
+def _out_of_space(error: BaseException) -> bool:
+    # torch.save reports a full disk as a RuntimeError from its C++ writer, not as an OSError.
+    return (isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)) or (
+        isinstance(error, RuntimeError) and "file write failed" in str(error))
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -6,8 +6,10 @@ name, so a bad value is refused where the value is defined, before anything is q
 one value the same way (the manifest uses it to name the line a value came from), and `describe_options`
 lists the fields for `lejepa describe`.
 
-Values are normalised on the way in: an integer given for a float field becomes a float and a list given for
-a tuple field becomes a tuple, so a spec built from YAML or JSON equals the one built in Python.
+A list given for a tuple field becomes a tuple, so a spec built from YAML or JSON equals the one built in
+Python. An integer given for a float field is accepted and kept as it is (run ids hash the JSON, where 4 and
+4.0 differ, and ids already given out must not change); the manifest layer asks for floats
+(`check_value(..., as_float=True)`), as it always has.
 """
 
 from __future__ import annotations
@@ -102,11 +104,11 @@ def _is_union(annotation: Any) -> bool:
 _NO_MATCH = object()
 
 
-def _coerce(value: Any, annotation: Any) -> Any:
+def _coerce(value: Any, annotation: Any, as_float: bool) -> Any:
     """The value as the annotation wants it, or _NO_MATCH. Unknown annotations pass the value unchecked."""
     if _is_union(annotation):
         for alternative in typing.get_args(annotation):
-            coerced = _coerce(value, alternative)
+            coerced = _coerce(value, alternative, as_float)
             if coerced is not _NO_MATCH:
                 return coerced
         return _NO_MATCH
@@ -117,7 +119,9 @@ def _coerce(value: Any, annotation: Any) -> Any:
     if annotation is int:
         return value if isinstance(value, int) and not isinstance(value, bool) else _NO_MATCH
     if annotation is float:
-        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else _NO_MATCH
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return _NO_MATCH
+        return float(value) if as_float else value
     if annotation in (str, dict):
         return value if isinstance(value, annotation) else _NO_MATCH
     if typing.get_origin(annotation) is tuple:
@@ -127,7 +131,7 @@ def _coerce(value: Any, annotation: Any) -> Any:
         item_types = [args[0]] * len(value) if args[-1] is Ellipsis else list(args)
         if len(item_types) != len(value):
             return _NO_MATCH
-        items = [_coerce(v, t) for v, t in zip(value, item_types)]
+        items = [_coerce(v, t, as_float) for v, t in zip(value, item_types)]
         return _NO_MATCH if any(i is _NO_MATCH for i in items) else tuple(items)
     return value
 
@@ -150,10 +154,11 @@ def _range_problem(value: Any, rule: Rule) -> str | None:
     return f"must be {rule.range_text()}, got {_shown(value)}" if too_low or too_high else None
 
 
-def check_value(cls: type, name: str, value: Any) -> tuple[Any, str | None]:
-    """(normalised value, None), or (value, what is wrong with it) for field `name` of `cls`."""
+def check_value(cls: type, name: str, value: Any, as_float: bool = False) -> tuple[Any, str | None]:
+    """(normalised value, None), or (value, what is wrong with it) for field `name` of `cls`. `as_float`:
+    an integer for a float field becomes a float."""
     annotation = field_types(cls)[name]
-    coerced = _coerce(value, annotation)
+    coerced = _coerce(value, annotation, as_float)
     if coerced is _NO_MATCH:
         return value, f"expected {type_words(annotation)}, got {_shown(value)} ({type(value).__name__})"
     field = next(f for f in dataclasses.fields(cls) if f.name == name)

@@ -2,7 +2,7 @@
 
 The spec's sections check their own fields (lejepa/spec.py); these are the rest: the names exist, the
 method's options are valid, and the sections agree with each other. Each problem is (dotted key, message)
-so the manifest can say which line of which file set the key.
+so the manifest can say which line of which file set the key; messages do not repeat the key.
 """
 
 from __future__ import annotations

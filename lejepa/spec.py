@@ -89,7 +89,7 @@ class ViewSpec(Validated):
 @dataclass(frozen=True)
 class TrainSpec(Validated):
     OWNER = "train"
-    epochs: float = setting(100.0, doc="passes over the training images (0 only for model.init_from runs)", low=0)
+    epochs: float = setting(100, doc="passes over the training images (0 only for model.init_from runs)", low=0)
     max_steps: int | None = positive(None, "caps the step count computed from epochs")
     batch_size: int = positive(256, "global batch size (images; each gives several views)")
     lr: float = positive(5e-4, "peak AdamW learning rate")

@@ -28,12 +28,25 @@ def _last_metrics(results_root: Path, spec: RunSpec) -> str:
     return f", step {lines[-1]['step']}, loss {lines[-1]['loss']:.4g}"
 
 
-def _last_log_line(path: str | None) -> str:
-    """The end of a job's stderr: where a crash without a record (killed, out of memory) says why."""
+# What a job's log says when something outside the run ended it (SLURM and the kernel's words).
+_ENDINGS = (("oom", "killed for using too much memory (raise resources.mem_gb)"),
+            ("out of memory", "killed for using too much memory (raise resources.mem_gb)"),
+            ("due to time limit", "stopped at its time limit (raise resources.time_min)"),
+            ("cancelled", "cancelled (scancel)"), ("killed", "killed by a signal"))
+
+
+def ended_without_record(path: str | None) -> str:
+    """Why a job ended without a record, from its stderr: the cause when the log names one, and always its
+    last line (a crash's last line is its exception)."""
     if not path or not Path(path).is_file():
-        return "no log"
+        return "it left no log (never started, or its log folder was removed)"
     lines = [line.strip() for line in Path(path).read_text(errors="replace").splitlines() if line.strip()]
-    return lines[-1][:300] if lines else "empty log"
+    if not lines:
+        return "its log is empty (killed before it printed anything?)"
+    tail = " ".join(lines[-20:]).lower()
+    cause = next((words for marker, words in _ENDINGS if marker in tail), None)
+    last = f"last log line: {lines[-1][:300]}"
+    return f"{cause}; {last}" if cause else f"it crashed or was killed before writing one; {last}"
 
 
 def collect_status(experiment: str, specs: list[RunSpec], results_root: Path) -> list[RunState]:
@@ -54,7 +67,7 @@ def collect_status(experiment: str, specs: list[RunSpec], results_root: Path) ->
             states.append(RunState(spec, "pending", "not submitted yet"))
         else:
             states.append(RunState(spec, "failed", f"job {entry['job_id']} ended without a record: "
-                                                   f"{_last_log_line(log)}", log))
+                                                   f"{ended_without_record(log)}", log))
     return states
 
 

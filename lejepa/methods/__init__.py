@@ -6,9 +6,10 @@ from lejepa.methods.registry import (
     METHODS,
     build_method,
     get_method,
+    normalised,
     option_problems,
     parse_options,
     register_method,
 )
 
-__all__ = ["METHODS", "Method", "build_method", "get_method", "option_problems", "parse_options", "register_method"]
+__all__ = ["METHODS", "Method", "build_method", "get_method", "normalised", "option_problems", "parse_options", "register_method"]

@@ -61,6 +61,19 @@ def option_problems(method_section: dict) -> list[tuple[str, str]]:
     return problems
 
 
+def normalised(method_section: dict) -> dict:
+    """The method mapping with integers for float options as floats (lists stay lists): the form a spec
+    stores, so `lamb: 1` and `lamb: 1.0` are the same run. Options must already be valid."""
+    cls = get_method(method_section.get("name", ""))
+    out = {}
+    for key, value in method_section.items():
+        if key != "name":
+            value, _ = check_value(cls.Options, key, value, as_float=True)
+            value = list(value) if isinstance(value, tuple) else value
+        out[key] = value
+    return out
+
+
 def parse_options(method_section: dict) -> tuple[type[Method], object]:
     """{'name': ..., **options} -> (method class, its validated Options)."""
     cls = get_method(method_section.get("name", ""))
@@ -70,7 +83,7 @@ def parse_options(method_section: dict) -> tuple[type[Method], object]:
             continue
         if key not in {f.name for f in dataclasses.fields(cls.Options)}:
             raise KeyError(option_problems(method_section)[0][1])
-        options[key], _ = check_value(cls.Options, key, value)
+        options[key], _ = check_value(cls.Options, key, value, as_float=True)
     try:
         return cls, cls.Options(**options)
     except OptionError:

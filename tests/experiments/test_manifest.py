@@ -1,7 +1,7 @@
 """Manifests (DESIGN.md section 1): expansion, and validation before anything is submitted.
 
 Every problem names the file, the key path it came from and the closest valid names. The malformed
-manifests at the bottom go through the real CLI (`slurm.cli.main`): each must exit with code 2 and a
+manifests at the bottom go through the real CLI (`experiments.cli.main`): each must exit with code 2 and a
 message, never a traceback, submit nothing, and leave an existing record byte for byte as it was.
 """
 
@@ -313,3 +313,47 @@ def test_dry_run_validates_and_submits_nothing(tmp_path, capsys, no_submission):
     assert "5 runs (5 to run, 0 done, 0 queued/running)" in out and "dry run: nothing submitted" in out
     assert "--array=0-4" in out
     assert not (tmp_path / "r").exists()
+
+
+# Values of the right type but outside what a run can use. Each used to pass `--dry-run` and either fail in
+# the job, after the queue wait, or record a wrong result as done (an untrained backbone under the method's
+# name, a chance-level probe). The spec's own checks now refuse them when the manifest is read.
+OUT_OF_RANGE = [
+    ("train.batch_size=-1", "train.batch_size: must be > 0, got -1"),
+    ("train.batch_size=0", "train.batch_size: must be > 0, got 0"),
+    ("train.epochs=-1", "train.epochs: must be >= 0, got -1.0"),
+    ("train.epochs=0", "train.epochs: is 0, so method 'lejepa' would record an untrained backbone"),
+    ("train.max_steps=0", "train.max_steps: must be > 0, got 0"),
+    ("train.max_steps=-5", "train.max_steps: must be > 0, got -5"),
+    ("train.lr=.nan", "train.lr: must be a finite number, got nan"),
+    ("train.lr=-1e-3", "train.lr: must be > 0, got -0.001"),
+    ("train.checkpoint_every=0", "train.checkpoint_every: must be > 0, got 0"),
+    ("train.device=gpu", "must be auto, cpu, cuda or cuda:N, got 'gpu'"),
+    ("train.precision=fp16", "train.precision: must be one of auto, fp32, bf16, got 'fp16'"),
+    ("eval.linear_epochs=0", "eval.linear_epochs: must be > 0, got 0"),
+    ("eval.holdout_fraction=1.5", "eval.holdout_fraction: must be in (0, 1), got 1.5"),
+    ("resources.cpus_per_task=0", "resources.cpus_per_task: must be > 0, got 0"),
+    ("resources.mem_gb=-4", "resources.mem_gb: must be > 0, got -4"),
+    ("resources.time_min=-10", "resources.time_min: must be > 0, got -10"),
+    ("data.image_size=-1", "data.image_size: must be > 0, got -1"),
+    ("views.global_views=0", "views.global_views: must be > 0, got 0"),
+    ("model.proj_dim=0", "model.proj_dim: must be > 0, got 0"),
+    ("views.local_scale=[0.3, 0.05]", "the range must be [low, high] with low <= high, got [0.3, 0.05]"),
+]
+
+
+@pytest.mark.parametrize("override, fragment", OUT_OF_RANGE, ids=[case[0] for case in OUT_OF_RANGE])
+def test_out_of_range_values_are_refused_before_anything_runs(tmp_path, capsys, no_submission, override, fragment):
+    path = write_manifest(tmp_path, VALID)
+    assert main(["launch", str(path), override, "--dry-run", "--results", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert f"override '{override}'" in err and fragment in err, err
+    assert "Traceback" not in err and not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("key", ["partition", "account", "constraint", "qos"])
+def test_sbatch_values_with_line_breaks_or_shell_characters_are_refused(tmp_path, key):
+    """A newline would end the #SBATCH block and become a shell line of the job script."""
+    text = manifest_problems(write_manifest(tmp_path, VALID), [f'resources.{key}="gpu\\nrm -rf ~"'])
+    assert f"resources.{key}" in text and "holds a character sbatch would misread" in text
+    assert len(load_manifest(write_manifest(tmp_path, VALID), [f"resources.{key}=a100&gpu_x"]).runs) == 5
