@@ -13,7 +13,7 @@ from scipy.stats import spearmanr
 from test_report import synthetic_record
 
 from evaluation import figures
-from evaluation.sigreg_toy import run_toy
+from evaluation.paper_figures.sigreg_toy import run_toy
 
 
 def scatter_points(ax) -> np.ndarray:
