@@ -17,7 +17,7 @@ import torch
 from matplotlib import cm
 from scipy.special import sph_harm_y
 
-from evaluation.paper_figures.registry import Drawn, new_figure, theory_figure
+from evaluation.paper_figures.registry import Drawn, blank_figure, new_figure, theory_figure
 from evaluation.paper_figures.samples import random_unit_directions
 from lejepa.sigreg import sigreg
 
@@ -76,12 +76,12 @@ def smooth_field(alpha: float, degree: int, polar: np.ndarray, azimuth: np.ndarr
 
 
 def roughness(log_density: np.ndarray, polar: np.ndarray) -> float:
-    """Mean gradient norm of a function on the (polar, azimuth) grid, per radian along the sphere."""
-    d_polar = np.diff(log_density, axis=0) / np.diff(polar[:, 0])[:, None]
-    sin = np.sin(polar[:, :1])
-    d_az = np.diff(log_density, axis=1) / (np.diff(np.linspace(0, 2 * np.pi, log_density.shape[1]))[0])
-    d_az = d_az / np.maximum(sin, 1e-3)
-    return float(np.sqrt(d_polar[:, :-1] ** 2 + d_az[:-1] ** 2)[1:-1].mean())
+    """Mean gradient norm, per radian along the sphere, of a function on the (polar, azimuth) grid (away from
+    the poles, where the azimuthal spacing vanishes)."""
+    d_polar = np.diff(log_density, axis=0)[:, :-1] / (polar[1, 0] - polar[0, 0])
+    d_azimuth = np.diff(log_density, axis=1)[:-1] / (2 * np.pi / (log_density.shape[1] - 1))
+    d_azimuth = d_azimuth / np.sin(polar[:-1, :1] + (polar[1, 0] - polar[0, 0]) / 2)
+    return float(np.sqrt(d_polar**2 + d_azimuth**2)[1:-1].mean())
 
 
 @theory_figure(
@@ -91,8 +91,7 @@ def roughness(log_density: np.ndarray, polar: np.ndarray) -> float:
 def fig4(out_dir: Path | None = None, alphas: tuple = (0.5, 1.0, 2.0, 4.0), degree: int = 24, rows: int = 61,
          seed: int = 0) -> Drawn:
     polar, azimuth = sphere_grid(rows, 2 * rows - 1)
-    fig = new_figure(1, 1, width=3.2 * len(alphas), height=6.0)[0]
-    fig.clear()
+    fig = blank_figure(3.2 * len(alphas), 6.0)
     rough = {}
     for i, alpha in enumerate(alphas):
         field = smooth_field(alpha, degree, polar, azimuth, seed)
@@ -110,7 +109,7 @@ def fig4(out_dir: Path | None = None, alphas: tuple = (0.5, 1.0, 2.0, 4.0), degr
         ax = fig.add_subplot(2, len(alphas), len(alphas) + i + 1)
         ax.imshow(density, extent=(0, 360, 180, 0), aspect="auto", cmap="viridis")
         ax.set(xlabel="azimuth (degrees)", ylabel="polar angle (degrees)",
-               title=f"roughness {rough[alpha]:.2f} / rad", )
+               title=f"roughness {rough[alpha]:.2f} / rad")
         ax.title.set_fontsize("small")
     fig.suptitle("Densities on S^2 by Sobolev smoothness α (paper Fig. 4; top: sphere, bottom: map)")
     first, last = alphas[0], alphas[-1]

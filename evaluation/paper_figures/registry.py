@@ -129,11 +129,17 @@ def select(only: list[str] | None) -> list[PaperFigure]:
     return [REGISTRY[i] for i in dict.fromkeys(only)]
 
 
+def blank_figure(width: float, height: float) -> Figure:
+    """A Figure (inches) on its own Agg canvas, no axes yet."""
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
 def new_figure(rows: int = 1, cols: int = 1, width: float = 4.0, height: float = 3.5, **subplot_kw: Any
                ) -> tuple[Figure, list]:
-    """A Figure on its own Agg canvas and its rows x cols axes, row by row."""
-    fig = Figure(figsize=(width * cols, height * rows), layout="constrained")
-    FigureCanvasAgg(fig)
+    """A Figure and its rows x cols axes (each width x height inches), row by row."""
+    fig = blank_figure(width * cols, height * rows)
     axes = [fig.add_subplot(rows, cols, i + 1, **subplot_kw) for i in range(rows * cols)]
     return fig, axes
 
