@@ -8,6 +8,7 @@ calls the module that does the work; nothing else happens here.
     lejepa report MANIFEST [key=value ...] [--results DIR] [--out DIR]                  evaluation/report.py
     lejepa list datasets|architectures|methods                                          the registries
     lejepa describe method|dataset NAME                                                 experiments/describe.py
+    lejepa figures list | paper [--only fig5,...] [--out DIR]                            evaluation/paper_figures/
 
 Exit codes: 0 fine; 1 some run failed; 2 bad input (manifest, override, command line, missing data, an
 executor that cannot host the runs). Bad input prints what is wrong, where and how to fix it, never a
@@ -62,6 +63,12 @@ def _parser() -> argparse.ArgumentParser:
     describe = commands.add_parser("describe", help="a method's or dataset's options, defaults and ranges")
     describe.add_argument("what", choices=("method", "dataset"))
     describe.add_argument("name")
+    figures = commands.add_parser("figures", help="the paper's figures: list them, or draw them")
+    figures.add_argument("action", choices=("list", "paper"), help="list: every figure and what it needs; "
+                         "paper: draw them as PNG and PDF with captions and a figures.md index")
+    figures.add_argument("--only", default=None, metavar="ID,...", help="only these figures (e.g. fig5,fig20)")
+    figures.add_argument("--out", type=Path, default=Path("results/paper_figures"),
+                         help="output folder (default results/paper_figures)")
     return parser
 
 
@@ -229,8 +236,25 @@ def cmd_describe(args) -> int:
     return EXIT_OK
 
 
+def cmd_figures(args) -> int:
+    from evaluation.paper_figures import main_list, main_paper
+
+    if args.action == "list":
+        print(main_list())
+        return EXIT_OK
+    only = [name.strip() for name in args.only.split(",") if name.strip()] if args.only else None
+    try:
+        paths = main_paper(args.out, only)
+    except ValueError as error:  # an unknown figure id: the message lists the known ones
+        print(f"lejepa figures: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    for path in paths:
+        print(f"wrote {path}")
+    return EXIT_OK
+
+
 COMMANDS = {"launch": cmd_launch, "run": cmd_run, "status": cmd_status, "report": cmd_report, "list": cmd_list,
-            "describe": cmd_describe}
+            "describe": cmd_describe, "figures": cmd_figures}
 
 if __name__ == "__main__":
     sys.exit(main())
