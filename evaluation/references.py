@@ -31,7 +31,7 @@ def load_paper_numbers(path: Path = PAPER_NUMBERS) -> dict:
 _DATASET_ALIASES = {
     "imagenet": "imagenet1k", "in1k": "imagenet1k", "ilsvrc2012": "imagenet1k", "imagenet1000": "imagenet1k",
     "in100": "imagenet100",
-    # DESIGN.md section 6 lists "ImageNet-10 / Imagenette" as one dataset.
+    # The paper's ImageNet-10 is read as Imagenette (docs/datasets.md section 2).
     "imagenette": "imagenet10", "in10": "imagenet10",
     "fgvcaircraft": "aircraft", "stanfordcars": "cars", "food": "food101", "oxfordflowers102": "flowers102",
     "flowers": "flowers102", "oxfordpets": "pets", "oxfordiiitpet": "pets", "oxfordiiitpets": "pets",

@@ -1,7 +1,7 @@
-"""Any timm model as a backbone, adapted to small images (DESIGN.md sections 3, 4 and 7).
+"""Any timm model as a backbone, adapted to small images (docs/recipes.md section 6, docs/evaluation.md section 1).
 
 `Backbone.forward` gives the pooled embedding the projector trains on; `Backbone.features` gives the
-frozen-evaluation features (DESIGN section 4): for isotropic token models (ViT, DeiT, CaiT, XCiT, EVA,
+frozen-evaluation features (docs/evaluation.md section 1): for isotropic token models (ViT, DeiT, CaiT, XCiT, EVA,
 BEiT, MLP-Mixer) the CLS token of the last two blocks, normalised and concatenated (the patch-token mean
 where a model has no CLS); for CNNs and hierarchical hybrids the globally pooled final features.
 

@@ -165,7 +165,7 @@ def test_paper_numbers_file_is_versioned_and_every_entry_is_sourced():
         assert {"dataset", "method", "arch", "protocol", "metric", "qualifier"} <= set(entry), entry["id"]
         assert ("value" in entry) != ("range" in entry), entry["id"]
     by_id = {e["id"]: e for e in data["entries"]}
-    # Spot checks against DESIGN.md section 5.
+    # Spot checks against the sources (docs/sources.md).
     assert by_id["paper-in1k-vith14"]["value"] == 79.0
     assert by_id["paper-transfer-vitl-pets"]["value"] == 89.74
     assert by_id["lightly-in1k-vitl14-knn"]["value"] == 53.4

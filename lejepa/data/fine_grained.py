@@ -1,4 +1,4 @@
-"""The fine-grained transfer sets of the paper's table (DESIGN.md section 5): Flowers102, Food101,
+"""The fine-grained transfer sets of the paper's table (paper Table 2; docs/datasets.md section 2): Flowers102, Food101,
 Oxford-IIIT Pets, DTD, FGVC-Aircraft and Stanford Cars.
 
 Each reads the split and label files of the official release, unpacked in the folder layout that
@@ -6,7 +6,7 @@ torchvision's loaders use (and that their opt-in download produces), so a folder
 torchvision works here unchanged. Labels come from those files alone; images are decoded on access.
 
 Where a dataset has a validation split, the registry's first split is train+val: the linear probe picks
-its head on a held-out part of the first split (DESIGN.md section 4), so the official val images are
+its head on a held-out part of the first split (docs/evaluation.md section 2), so the official val images are
 not wasted, as in the usual transfer protocol (train on train+val, report on test).
 """
 
