@@ -30,6 +30,7 @@ from timm.models.xcit import Xcit
 from torch import nn
 from torchvision.ops import MLP
 
+from lejepa.masking import masked_vit_forward, supports_masking
 from lejepa.spec import ModelSpec
 
 SMALL_IMAGE_MAX = 64  # at or below this resolution the stem / patch / window sizes are adapted
@@ -230,6 +231,17 @@ class Backbone(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model(self._fit(images))
+
+    @property
+    def supports_patch_masking(self) -> bool:
+        return supports_masking(self.model)
+
+    def forward_masked(self, images: torch.Tensor, ratio: float, generator: torch.Generator) -> torch.Tensor:
+        """forward() with int(patches * ratio) patch tokens of each image dropped (lejepa/masking.py)."""
+        if not self.supports_patch_masking:
+            raise ValueError(f"patch masking needs a ViT (timm VisionTransformer); this backbone is "
+                             f"{type(self.model).__name__}: set method.patch_mask_ratio to 0")
+        return masked_vit_forward(self.model, self._fit(images), ratio, generator)
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         readout = _token_readout(self.model)
