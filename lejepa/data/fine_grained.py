@@ -7,7 +7,9 @@ torchvision works here unchanged. Labels come from those files alone; images are
 
 Where a dataset has a validation split, the registry's first split is train+val: the linear probe picks
 its head on a held-out part of the first split (docs/evaluation.md section 2), so the official val images are
-not wasted, as in the usual transfer protocol (train on train+val, report on test).
+not wasted, as in the usual transfer protocol (train on train+val, report on test). Flowers102 is the
+exception: its first split is the official train split (1,020 images), the training set the paper's Table 5
+states (docs/datasets.md section 2).
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ def _torchvision_download(class_name: str, **kwargs):
     "flowers102",
     num_classes=102,
     image_size=224,
-    splits=("trainval", "train", "val", "test"),
+    splits=("train", "val", "trainval", "test"),  # first: the paper's 1,020 training images (Table 5)
     how_to_get=FLOWERS_HOW,
 )
 def flowers102(root: Path, split: str) -> ImageFileDataset:
