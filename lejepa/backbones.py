@@ -155,6 +155,9 @@ FAMILIES: dict[str, Family] = {
     "pvt_v2": Family("stride-1 overlapping patch embedding instead of 4 (total stride 8)",
                      small_stem=lambda m: _set_stride(m.patch_embed.proj, 1)),
     "vision_transformer": _VIT,
+    # ResNet-stem hybrids (vit_tiny_r_s16_p8_384, ...): timm builds them for their name's resolution unless
+    # told img_size; any input size then works as for plain ViTs (no small-image change to the stem).
+    "vision_transformer_hybrid": Family("img_size set; any input size (the ResNet stem is not changed)", _vit_sized),
     "deit": _VIT,
     "eva": _VIT,
     "cait": _FIXED_TOKENS,
