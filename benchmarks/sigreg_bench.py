@@ -10,7 +10,7 @@ Implementations (each draws its K directions, projects, computes the statistic, 
 The packages are imported, never copied; they are installed only in a separate environment (see
 benchmarks/RESULTS.md). Missing ones are reported as skipped.
 
-Sizes (DESIGN.md section 2): N = 8 views x 256 = 2048 samples, D in 128..2048, K = 1024 slices, 17 knots.
+Sizes (docs/sigreg.md; the paper's V = 8 views): N = 8 views x 256 = 2048 samples, D in 128..2048, K = 1024 slices, 17 knots.
 All implementations get z as one (2048, D) sample (stable-pretraining takes only 2-D input; the cost is the
 same as 8 views of 256) and the same directions (each is seeded so), so they compute the same numbers:
 the run checks that before it times anything.

@@ -1,4 +1,4 @@
-"""Throughput of the full LeJEPA training step (DESIGN.md section 3), and SIGReg's share of it.
+"""Throughput of the full LeJEPA training step (docs/lejepa.md section 1), and SIGReg's share of it.
 
 One step = every view through backbone and projector, the prediction loss and SIGReg, backward, AdamW.
 Views are fixed random tensors of the right sizes (no data loading or augmentation is timed).
@@ -7,7 +7,7 @@ CPU (always): a small configuration (a quarter-width ResNet-18 at 32 px, 2 globa
 batch 64, K = 1024 slices); images/s of the step, and SIGReg's forward+backward on the step's embeddings
 timed on its own, interleaved with the steps, as a fraction of the step.
 
-CUDA (when a GPU is visible; skipped otherwise): ViT-S/16 with the paper's views (2 x 224 px + 6 x 98 px),
+CUDA (when a GPU is visible; skipped otherwise): ViT-S/16 with the official README's views (2 x 224 px + 6 x 98 px),
 bf16 autocast, without and with torch.compile: images/s, peak GPU memory, model FLOPs per step (counted
 by torch.utils.flop_counter on one step: matmuls, convolutions, attention), MFU against the bf16 matmul
 peak measured on the same GPU in the same run, and SIGReg's share.

@@ -1,4 +1,4 @@
-"""Frozen features, extracted once without augmentation and cached per run (docs/design.md, "Evaluation")."""
+"""Frozen features, extracted once without augmentation and cached per run (docs/evaluation.md section 1)."""
 
 from __future__ import annotations
 

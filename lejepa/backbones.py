@@ -1,7 +1,7 @@
-"""Any timm model as a backbone, adapted to small images (DESIGN.md sections 3, 4 and 7).
+"""Any timm model as a backbone, adapted to small images (docs/recipes.md section 6, docs/evaluation.md section 1).
 
 `Backbone.forward` gives the pooled embedding the projector trains on; `Backbone.features` gives the
-frozen-evaluation features (DESIGN section 4): for isotropic token models (ViT, DeiT, CaiT, XCiT, EVA,
+frozen-evaluation features (docs/evaluation.md section 1): for isotropic token models (ViT, DeiT, CaiT, XCiT, EVA,
 BEiT, MLP-Mixer) the CLS token of the last two blocks, normalised and concatenated (the patch-token mean
 where a model has no CLS); for CNNs and hierarchical hybrids the globally pooled final features.
 
@@ -32,6 +32,7 @@ from timm.models.xcit import Xcit
 from torch import nn
 from torchvision.ops import MLP
 
+from lejepa.masking import masked_vit_forward, supports_masking
 from lejepa.spec import ModelSpec
 
 SMALL_IMAGE_MAX = 64  # at or below this resolution the stem / patch / window sizes are adapted
@@ -156,6 +157,9 @@ ADAPTATIONS: dict[str, Adaptation] = {
     "pvt_v2": Adaptation("stride-1 overlapping patch embedding instead of 4 (total stride 8)",
                      small_stem=lambda m: _set_stride(m.patch_embed.proj, 1)),
     "vision_transformer": _VIT,
+    # ResNet-stem hybrids (vit_tiny_r_s16_p8_384, ...): timm builds them for their name's resolution unless
+    # told img_size; any input size then works as for plain ViTs (no small-image change to the stem).
+    "vision_transformer_hybrid": Adaptation("img_size set; any input size (the ResNet stem is not changed)", _vit_sized),
     "deit": _VIT,
     "eva": _VIT,
     "cait": _FIXED_TOKENS,
@@ -232,6 +236,17 @@ class Backbone(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model(self._fit(images))
+
+    @property
+    def supports_patch_masking(self) -> bool:
+        return supports_masking(self.model)
+
+    def forward_masked(self, images: torch.Tensor, ratio: float, generator: torch.Generator) -> torch.Tensor:
+        """forward() with int(patches * ratio) patch tokens of each image dropped (lejepa/masking.py)."""
+        if not self.supports_patch_masking:
+            raise ValueError(f"patch masking needs a ViT (timm VisionTransformer); this backbone is "
+                             f"{type(self.model).__name__}: set method.patch_mask_ratio to 0")
+        return masked_vit_forward(self.model, self._fit(images), ratio, generator)
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         readout = _token_readout(self.model)

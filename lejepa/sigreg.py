@@ -1,4 +1,4 @@
-"""SIGReg: Sketched Isotropic Gaussian Regularisation (LeJEPA paper, section 4; DESIGN.md section 2).
+"""SIGReg: Sketched Isotropic Gaussian Regularisation (LeJEPA paper, Section 4 and Algorithm 1; docs/sigreg.md).
 
 Embeddings Z (N x D) are projected on K random unit directions; each 1-D projection is compared with
 the standard normal through the Epps-Pulley statistic

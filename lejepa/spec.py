@@ -1,4 +1,4 @@
-"""RunSpec: one fully resolved, JSON-serialisable run (docs/design.md, "Data flow").
+"""RunSpec: one fully resolved, JSON-serialisable run (docs/pipeline.md section 1).
 
 A manifest expands into RunSpecs; training, evaluation and the record read only the spec. Each section is
 a frozen dataclass whose field names are the manifest's keys and which checks its own values on
@@ -111,7 +111,7 @@ class TrainSpec(Validated):
 
 @dataclass(frozen=True)
 class EvalSpec(Validated):
-    """Frozen-backbone evaluation (docs/design.md, "Evaluation protocols")."""
+    """Frozen-backbone evaluation (docs/evaluation.md)."""
 
     OWNER = "eval"
     linear: bool = setting(True, doc="train the linear probe")

@@ -1,4 +1,4 @@
-"""Pretraining: a plain PyTorch loop (docs/design.md, "LeJEPA loss and recipe").
+"""Pretraining: a plain PyTorch loop (docs/pipeline.md section 2, docs/recipes.md section 2).
 
 The method states its optimiser (AdamW by default); the learning rate warms up linearly then follows a
 cosine; bf16 autocast on CUDA; atomic checkpoints every `train.checkpoint_every` steps and resume from the

@@ -1,8 +1,9 @@
-"""Multi-crop views (DESIGN.md section 3) with torchvision.transforms.v2.
+"""Multi-crop views with torchvision.transforms.v2 (official README "GOTO hyperparameters"; docs/recipes.md
+section 1).
 
 Every view gets the same colour/geometry augmentations; global and local views differ only in crop
-size and scale. Sizes not given in the spec scale with the image: the paper's 224/98 px at 224 px
-become 28/12 px at 28 px.
+size and scale. Sizes not given in the spec scale with the image: the official README's 224/98 px at
+224 px (the paper says 96 px local crops) become 28/12 px at 28 px.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The fine-grained transfer sets of the paper's table (DESIGN.md section 5): Flowers102, Food101,
+"""The fine-grained transfer sets of the paper's table (paper Table 2; docs/datasets.md section 2): Flowers102, Food101,
 Oxford-IIIT Pets, DTD, FGVC-Aircraft and Stanford Cars.
 
 Each reads the split and label files of the official release, unpacked in the folder layout that
@@ -6,8 +6,10 @@ torchvision's loaders use (and that their opt-in download produces), so a folder
 torchvision works here unchanged. Labels come from those files alone; images are decoded on access.
 
 Where a dataset has a validation split, the registry's first split is train+val: the linear probe picks
-its head on a held-out part of the first split (DESIGN.md section 4), so the official val images are
-not wasted, as in the usual transfer protocol (train on train+val, report on test).
+its head on a held-out part of the first split (docs/evaluation.md section 2), so the official val images are
+not wasted, as in the usual transfer protocol (train on train+val, report on test). Flowers102 is the
+exception: its first split is the official train split (1,020 images), the training set the paper's Table 5
+states (docs/datasets.md section 2).
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ def _torchvision_download(class_name: str, **kwargs):
     "flowers102",
     num_classes=102,
     image_size=224,
-    splits=("trainval", "train", "val", "test"),
+    splits=("train", "val", "trainval", "test"),  # first: the paper's 1,020 training images (Table 5)
     how_to_get=FLOWERS_HOW,
 )
 def flowers102(root: Path, split: str) -> ImageFileDataset:

@@ -1,8 +1,11 @@
 """Galaxy10 DECaLS (Leung & Bovy, astroNN): 17,736 colour galaxy images of 256 x 256 px in 10 morphology
 classes, shipped as one HDF5 file with datasets "images" (N, 256, 256, 3) uint8 and "ans" (N,) labels.
 
-The file has no train/test split, so one is drawn here: per class, a seeded 10% of the images form the
-test split. It depends only on the labels, so every user of the registry gets the same split.
+The file has no train/test split. The paper trains on 11,008 images (Table 5; docs/datasets.md section 3)
+without saying which, so one is drawn here with that size: per class a seeded permutation, the first
+share to train, shares proportional to the class sizes (largest remainder), 11,008 of the 17,736 in all
+and the other 6,728 for test. It depends only on the labels, so every user of the registry gets the same
+split.
 """
 
 from __future__ import annotations
@@ -20,22 +23,33 @@ GALAXY10_HOW = (
     f"download {GALAXY10_FILE} (2.5 GB) from https://astro.utoronto.ca/~hleung/shared/Galaxy10/{GALAXY10_FILE} "
     "(linked from https://github.com/henrysky/Galaxy10; astroNN's load_galaxy10() fetches the same file)"
 )
-TEST_FRACTION = 0.1
+RELEASE_IMAGES = 17_736
+PAPER_TRAIN_IMAGES = 11_008  # paper Table 5, "# train. samples"
 SPLIT_SEED = 0
 
 
-def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted (train, test) indices holding out round(test_fraction * n_c) images of each class c,
-    at least one wherever a class has two or more images."""
+def proportional_split(labels: np.ndarray, train_images: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted (train, test) indices with exactly `train_images` in train, each class contributing its share
+    of them (floor of n_c * train_images / N, the leftover images to the largest remainders, ties to the
+    lower class), chosen by a seeded permutation within the class."""
+    classes, counts = np.unique(labels, return_counts=True)
+    quotas = counts * train_images / len(labels)
+    shares = np.floor(quotas).astype(int)
+    leftover = train_images - shares.sum()
+    order = sorted(range(len(classes)), key=lambda i: (-(quotas[i] - shares[i]), i))
+    shares[order[:leftover]] += 1
     rng = np.random.default_rng(seed)
     train, test = [], []
-    for label in np.unique(labels):
+    for label, share in zip(classes, shares):
         members = rng.permutation(np.flatnonzero(labels == label))
-        n_test = round(test_fraction * len(members))
-        n_test = max(n_test, 1) if len(members) >= 2 else 0
-        test.append(members[:n_test])
-        train.append(members[n_test:])
+        train.append(members[:share])
+        test.append(members[share:])
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+
+
+def train_images_for(total: int) -> int:
+    """The paper's share of a release of `total` images: 11,008 for the full 17,736."""
+    return round(total * PAPER_TRAIN_IMAGES / RELEASE_IMAGES)
 
 
 class HDF5Images:
@@ -84,6 +98,6 @@ def galaxy10_decals(root: Path, split: str) -> ArrayImageDataset:
         labels = np.asarray(f["ans"][:], dtype=np.int64)
     if len(shape) != 4 or shape[-1] != 3 or shape[0] != len(labels):
         raise ValueError(f"{path}: 'images' has shape {shape} and 'ans' {len(labels)} labels; expected (N, H, W, 3)")
-    train, test = stratified_split(labels, TEST_FRACTION, SPLIT_SEED)
+    train, test = proportional_split(labels, train_images_for(len(labels)), SPLIT_SEED)
     chosen = train if split == "train" else test
     return ArrayImageDataset(HDF5Images(path, "images", chosen), labels[chosen].tolist())

@@ -117,7 +117,7 @@ def _download_imagenette(root: Path) -> None:
 @register_dataset(
     "imagenette",
     num_classes=10,
-    image_size=128,  # the official minimal example's resolution (DESIGN.md section 3)
+    image_size=128,  # the official minimal example's resolution (MINIMAL.md; docs/datasets.md section 4)
     splits=("train", "val"),
     default_root="imagenette",
     how_to_get=IMAGENETTE_HOW,

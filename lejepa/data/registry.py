@@ -1,4 +1,4 @@
-"""Dataset registry: adding a dataset is one decorated loader function (DESIGN.md section 6).
+"""Dataset registry: adding a dataset is one decorated loader function (docs/datasets.md section 1).
 
 A loader takes (root, split) and returns a map-style dataset of (image, label) pairs, where image is a
 PIL image or a uint8 tensor (C x H x W), and which exposes `targets` (a list of int labels). Nothing is

@@ -1,4 +1,4 @@
-"""Manifests (DESIGN.md section 1): expansion, and validation before anything is submitted.
+"""Manifests (docs/pipeline.md section 1): expansion, and validation before anything is submitted.
 
 Every problem names the file, the key path it came from and the closest valid names. The malformed
 manifests at the bottom go through the real CLI (`experiments.cli.main`): each must exit with code 2 and a

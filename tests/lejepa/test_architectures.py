@@ -1,4 +1,4 @@
-"""Every architecture of lejepa/architectures.yaml builds and trains with LeJEPA (DESIGN.md section 7).
+"""Every architecture of lejepa/architectures.yaml builds and trains with LeJEPA (docs/recipes.md section 6).
 
 Each entry is built at 32 px (so with its family's small-image adaptation) and checked one of two ways:
 
@@ -42,7 +42,7 @@ STEPS = 2  # optimisation steps before SIGReg is measured again
 LR = 3e-4  # AdamW; at 1e-3 the first steps of deep transformers (Swin-S) overshoot and raise SIGReg
 STEP_MAX_PARAMS_M = float(os.environ.get("LEJEPA_STEP_MAX_PARAMS_M", "30"))  # ~2 minutes of steps in all
 PARAMS_TOLERANCE = 0.05  # params_m is timm's default-resolution count; 32 px changes patch/position tables
-# DESIGN.md section 7: the families the paper's sweep must cover.
+# The families the paper's sweep covers (Fig. 9: ResNets, ViTs, ConvNets, MaxViTs, Swin) and ours adds.
 REQUIRED_FAMILIES = {
     "ResNet", "ResNeXt", "Wide-ResNet", "RegNet", "EfficientNet", "MobileNetV3", "ConvNeXt", "ConvNeXt-V2",
     "ViT", "DeiT", "Swin", "MaxViT", "CoAtNet", "CaiT", "MetaFormer", "EdgeNeXt",
@@ -115,7 +115,7 @@ def test_list_covers_the_papers_breadth():
     # Every entry's timm module has a small-image adaptation, so all of them train at 32 px.
     modules = {name: timm_module(name) for name in names}
     assert {m for m in modules.values() if m not in ADAPTATIONS} == set()
-    # The size ranges DESIGN.md section 7 names.
+    # The size ranges the curated list spans (docs/recipes.md section 6).
     assert {"resnet18", "resnet34", "resnet50", "resnet101", "resnet152"} <= set(names)
     assert {"convnext_atto", "convnext_xxlarge", "convnextv2_atto", "convnextv2_huge"} <= set(names)
     vits = [n for n in names if BY_NAME[n]["family"] == "ViT"]

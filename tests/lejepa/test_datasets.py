@@ -17,6 +17,7 @@ from fixtures_datasets import (
     fake_imagenet_wnids,
     hf_table,
     write_cifar10,
+    write_flowers102,
     write_galaxy10,
     write_hub_cache,
     write_imagenet1k,
@@ -37,7 +38,7 @@ EXPECTED = {
     "cifar100": (100, 32, ("train", "test")),
     "stl10": (10, 96, ("train", "unlabeled", "train+unlabeled", "test")),
     "galaxy10_decals": (10, 128, ("train", "test")),
-    "flowers102": (102, 224, ("trainval", "train", "val", "test")),
+    "flowers102": (102, 224, ("train", "val", "trainval", "test")),  # train first: paper Table 5
     "food101": (101, 224, ("train", "test")),
     "oxford_pets": (37, 224, ("trainval", "test")),
     "dtd": (47, 224, ("trainval", "train", "val", "test")),
@@ -227,8 +228,9 @@ def test_galaxy10_split_is_stratified_disjoint_and_fixed(tmp_path):
     fixture = write_galaxy10(tmp_path)
     train, test = fixture.notes["train_idx"], fixture.notes["test_idx"]
     assert len(set(train) & set(test)) == 0 and len(train) + len(test) == 30
-    assert sorted(fixture.targets["test"]) == [0, 4, 9]  # 10% of each class of ten
+    assert sorted(fixture.targets["train"]) == [0] * 7 + [4] * 6 + [9] * 6  # 19 = round(30 * 11008 / 17736)
     info = get_dataset("galaxy10_decals")
+    assert info.load("train", root=str(fixture.root)).targets == fixture.targets["train"]
     again = info.load("test", root=str(fixture.root))
     assert again.targets == fixture.targets["test"]
     assert again.images.indices.tolist() == test.tolist()
@@ -305,3 +307,29 @@ def test_imagenet1k_hf_reads_a_hub_id_from_the_local_hub_cache(tmp_path, monkeyp
     assert info.load("train").targets == expected["train"]
     with pytest.raises(DatasetNotFound, match="Hub-cache snapshot of someone/else in .*datasets--someone--else"):
         info.load("train", root="someone/else")
+
+
+# Galaxy10 DECaLS images per class, as the release lists them (github.com/henrysky/Galaxy10, 17,736 in all).
+GALAXY10_CLASS_COUNTS = [1081, 1853, 2645, 2027, 334, 2043, 1829, 2628, 1423, 1873]
+
+
+def test_galaxy10_split_of_the_full_release_has_the_papers_11008_training_images():
+    from lejepa.data.galaxy10 import SPLIT_SEED, proportional_split, train_images_for
+
+    labels = np.repeat(np.arange(10), GALAXY10_CLASS_COUNTS)
+    assert len(labels) == 17_736 and train_images_for(len(labels)) == 11_008
+    train, test = proportional_split(labels, 11_008, SPLIT_SEED)
+    assert len(train) == 11_008 and len(test) == 6_728 and not set(train) & set(test)
+    per_class = np.bincount(labels[train], minlength=10)
+    quotas = np.array(GALAXY10_CLASS_COUNTS) * 11_008 / 17_736
+    assert np.all(np.abs(per_class - quotas) < 1)  # each class its share, rounded
+    again, _ = proportional_split(labels, 11_008, SPLIT_SEED)
+    assert np.array_equal(train, again)
+
+
+def test_flowers102_trains_on_the_official_train_split(tmp_path):
+    """The paper's 1,020 Flowers102 training images are the release's train split (setid.mat 'trnid')."""
+    fixture = write_flowers102(tmp_path)
+    info = get_dataset("flowers102")
+    assert info.train_split == "train" and info.test_split == "test"
+    assert info.load(info.train_split, root=str(fixture.root)).targets == fixture.targets["train"]

@@ -1,4 +1,4 @@
-"""Two gloo processes on the CPU against one process on the concatenated batch (DESIGN.md section 2 step 5):
+"""Two gloo processes on the CPU against one process on the concatenated batch (docs/sigreg.md section 5):
 SIGReg's value and gradients, and a short DDP pretraining run's loss curve, match; a checkpoint written
 by two ranks resumes in one process.
 

@@ -1,4 +1,4 @@
-"""SIGReg (DESIGN.md section 2) against the integral it approximates, the Gaussian's closed form, the
+"""SIGReg (docs/sigreg.md) against the integral it approximates, the Gaussian's closed form, the
 term-by-term reference `epps_pulley_direct`, and its own promises (directions, gradients, shapes)."""
 
 import math

@@ -1,4 +1,4 @@
-"""The launcher on this machine (DESIGN.md section 1): local and debug executors, skip, force, status,
+"""The launcher on this machine (docs/pipeline.md section 1): local and debug executors, skip, force, status,
 and many processes writing records and the ledger at once. The SLURM executor is in test_slurm.py."""
 
 from __future__ import annotations
