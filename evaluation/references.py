@@ -167,8 +167,8 @@ def match_reference(entries: Iterable[dict], *, dataset: str | None, method: str
     """The reference entry for one group and protocol: same dataset, method, transfer source, arch family,
     size and patch (`model.timm_kwargs.patch_size` in `config` overrides the name's patch), protocol
     (`OUR_PROTOCOLS` name or a mapping like an entry's), shots, and the entry's `config` settings. A stated
-    architecture beats an unstated one, then the closest pretraining epochs, then the paper over a
-    benchmark, then the file's order."""
+    architecture beats an unstated one, then one that states the same pretraining epochs (an entry of other
+    epochs never matches), then the paper over a benchmark, then the file's order."""
     if not (dataset and method and arch):
         return None
     wanted = OUR_PROTOCOLS[protocol] if isinstance(protocol, str) else protocol
@@ -188,7 +188,9 @@ def match_reference(entries: Iterable[dict], *, dataset: str | None, method: str
                 or not _arch_matches(entry.get("arch"), ours) or not config_matches(entry, config)):
             continue
         ref_epochs = proto.get("pretrain_epochs")
-        epoch_gap = abs(ref_epochs - epochs) if ref_epochs is not None and epochs is not None else math.inf
+        if ref_epochs is not None and epochs is not None and not _same(ref_epochs, epochs):
+            continue  # another pretraining budget is another experiment, not a gap to report
+        epoch_gap = 0 if ref_epochs is not None and epochs is not None else math.inf
         candidates.append(((entry.get("arch") is None, epoch_gap, roles.index(entry["role"]), order), entry))
     return min(candidates, key=lambda c: c[0])[1] if candidates else None
 

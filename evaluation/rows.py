@@ -52,6 +52,15 @@ def transfer_source(record: dict) -> str | None:
     return str(source) if source else None
 
 
+def pretrain_epochs(record: dict) -> float | None:
+    """Epochs the evaluated weights were pretrained for: the source run's for a transfer run (its own
+    train.epochs is 0), else the run's own."""
+    source = (record.get("evaluation") or {}).get("transfer_from")
+    if isinstance(source, dict) and source:
+        return source.get("pretrain_epochs")  # absent in records written before it was recorded
+    return ((record.get("spec") or {}).get("train") or {}).get("epochs")
+
+
 def describe(record: dict) -> dict[str, Any]:
     """A flattened record plus the derived keys the reports group by."""
     flat = flatten(record)
@@ -60,6 +69,7 @@ def describe(record: dict) -> dict[str, Any]:
     flat["method"] = (spec.get("method") or {}).get("name")
     flat["arch"] = spec.get("model", {}).get("arch")
     flat["transfer_from"] = transfer_source(record)
+    flat["pretrain_epochs"] = pretrain_epochs(record)
     flat["status"] = status_of(record)
     return flat
 

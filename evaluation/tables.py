@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from evaluation.record import STATUSES
-from evaluation.references import load_paper_numbers, match_reference, reference_text
+from evaluation.references import load_paper_numbers, match_reference, protocol_label, reference_text
 from evaluation.rows import MISSING, describe, display_name, group_keys, hashable, sort_key
 
 
@@ -104,18 +104,30 @@ def _only(members: list[dict[str, Any]], key: str) -> Any:
     return values.pop() if len(values) == 1 else None
 
 
+def _common_settings(members: list[dict[str, Any]]) -> dict[str, Any]:
+    """The spec keys every member of a group shares, with their value: what a reference's `config` (a
+    Table 7 cell's V and lambda, say) is checked against."""
+    keys = {k for m in members for k in m if k.startswith("spec.")}
+    return {k: members[0].get(k) for k in keys if len({hashable(m.get(k)) for m in members}) == 1}
+
+
 def _references(members: list[dict[str, Any]], summary: dict[str, Any], entries: list[dict]) -> dict[str, Any]:
-    """Paper/benchmark number and gap per protocol, when the whole group is one dataset/method/arch."""
+    """Paper/benchmark number, its protocol and our gap per measured column, when the whole group is one
+    dataset/method/arch with the settings the reference was measured at."""
     identity = {"dataset": _only(members, "dataset"), "method": _only(members, "method"),
                 "arch": _only(members, "arch"), "transfer_from": _only(members, "transfer_from"),
-                "epochs": _only(members, "spec.train.epochs")}
+                "epochs": _only(members, "pretrain_epochs"), "config": _common_settings(members)}
     out: dict[str, Any] = {}
     refs = []
-    for protocol, column in PROTOCOL_COLUMNS.items():
-        entry = match_reference(entries, protocol=protocol, **identity)
+    columns = [(protocol, column, None) for protocol, column in PROTOCOL_COLUMNS.items()]
+    columns += [("linear", column.removesuffix("_mean"), int(column.split("_")[2]))
+                for column in summary if re.fullmatch(r"few_shot_\d+_mean", column)]
+    for protocol, column, shots in columns:
+        entry = match_reference(entries, protocol=protocol, shots=shots, **identity)
         value = entry["value"] if entry else math.nan
         out[f"paper_{column}"] = value
         out[f"gap_{column}"] = summary[f"{column}_mean"] - value
+        out[f"protocol_{column}"] = protocol_label(entry) if entry else None
         if entry:
             refs.append(entry["id"])
     repro = match_reference(entries, protocol="linear", roles=("reproduction",), **identity)
@@ -168,13 +180,14 @@ def display_table(summary: pd.DataFrame, keys: list[str], pm: str = " ± ") -> t
     optional = {m.column for m in OPTIONAL_METRICS} | {m.column for m in metric_columns if "few_shot" in m.column}
     metric_columns = [m for m in metric_columns
                       if m.column not in optional or summary[f"{m.column}_mean"].notna().any()]
-    references = [c for c in PROTOCOL_COLUMNS.values() if summary.get(f"paper_{c}", pd.Series()).notna().any()]
+    references = [m.column for m in metric_columns
+                  if summary.get(f"paper_{m.column}", pd.Series(dtype=float)).notna().any()]
     has_repro = summary.get("public_repro_linear_top1", pd.Series()).notna().any()
+    labels = {m.column: m.label.removesuffix(" (%)") for m in metric_columns}
 
     header = [*keys, "n", *(m.label for m in metric_columns), "pretrain time", "final loss", "runs"]
     for column in references:
-        label = next(m.label for m in REQUIRED_METRICS if m.column == column).removesuffix(" (%)")
-        header += [f"paper {label} (%)", "gap (pp)"]
+        header += [f"paper {labels[column]} (%)", "gap (pp)", "paper protocol"]
     header += ["public repro (%)"] if has_repro else []
     header += ["ref"] if references or has_repro else []
 
@@ -187,7 +200,8 @@ def display_table(summary: pd.DataFrame, keys: list[str], pm: str = " ± ") -> t
                  _status_text(row, summary.attrs["status_columns"])]
         for column in references:
             paper, gap = row[f"paper_{column}"], row[f"gap_{column}"]
-            line += [f"{paper:.2f}" if _finite(paper) else "-", f"{gap:+.2f}" if _finite(gap) else "-"]
+            line += [f"{paper:.2f}" if _finite(paper) else "-", f"{gap:+.2f}" if _finite(gap) else "-",
+                     _key_text(row[f"protocol_{column}"])]
         line += [_key_text(row["public_repro_linear_top1"])] if has_repro else []
         line += [_key_text(row["ref"])] if references or has_repro else []
         cells.append(line)

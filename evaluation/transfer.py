@@ -54,7 +54,8 @@ def load_source_method(spec: RunSpec, results_root: Path, device: torch.device) 
                              f"{run_dir(results_root, experiment, run_id) / 'ckpt'} (a method that does not pretrain?)")
     method = build_method(spec, _image_size(spec))
     method.load_state_dict(state["model"])
-    origin = {"dataset": source.data.name, "experiment": experiment, "run_id": run_id, "step": state["step"]}
+    origin = {"dataset": source.data.name, "experiment": experiment, "run_id": run_id, "step": state["step"],
+              "pretrain_epochs": source.train.epochs}
     return method.to(device), origin
 
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import re
 from functools import cache
-from importlib import resources
+from pathlib import Path
 
 import yaml
 
-LIST_FILE = "architectures.yaml"
+LIST_FILE = Path(__file__).with_name("architectures.yaml")
 
 # timm prefixes that are not part of the family, and families whose names contain an underscore.
 _NAME_PREFIXES = ("tf_", "legacy_", "timm_")
@@ -24,10 +24,10 @@ _TWO_WORD_FAMILIES = ("wide_resnet",)
 @cache
 def curated_architectures() -> tuple[dict, ...]:
     """The list's entries ({name, family, params_m}), in its order."""
-    data = yaml.safe_load(resources.files("lejepa").joinpath(LIST_FILE).read_text())
+    data = yaml.safe_load(LIST_FILE.read_text())
     entries = data.get("architectures") if isinstance(data, dict) else None
     if not isinstance(entries, list) or not all(isinstance(e, dict) and {"name", "family"} <= set(e) for e in entries):
-        raise ValueError(f"lejepa/{LIST_FILE}: architectures: expected a list of mappings with name and family")
+        raise ValueError(f"{LIST_FILE}: architectures: expected a list of mappings with name and family")
     return tuple(entries)
 
 

@@ -18,8 +18,11 @@ BY_ID = {e["id"]: e for e in ENTRIES}
 
 
 def _match(spec, protocol="linear", shots=None, transfer_from=None):
+    """As the report asks: a transfer run's pretraining epochs are its source's (table2 evaluates in1k's
+    100-epoch weights), a run's own otherwise."""
+    epochs = 100 if transfer_from else spec.train.epochs
     return match_reference(ENTRIES, dataset=spec.data.name, method=spec.method_name, arch=spec.model.arch,
-                           transfer_from=transfer_from, epochs=spec.train.epochs, protocol=protocol, shots=shots,
+                           transfer_from=transfer_from, epochs=epochs, protocol=protocol, shots=shots,
                            config=spec.to_dict())
 
 

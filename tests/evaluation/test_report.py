@@ -3,6 +3,7 @@ gap, the three file formats and the console table."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import statistics
@@ -221,3 +222,34 @@ def test_write_report_on_200_records_writes_every_table_and_figure(tmp_path: Pat
     assert rho < -0.5
     assert (f"- [loss_vs_accuracy](figures/loss_vs_accuracy.png): lejepa, fashion_mnist Spearman ρ = {rho:+.3f} "
             "(n = 200)") in index
+
+
+def test_table7_report_sets_each_cell_beside_the_papers_value_and_nothing_beside_other_protocols(tmp_path):
+    """Synthetic done records for the 26 runs of paper/table7: each row of the report carries the paper's
+    number for its own (V, lambda) and says the protocol; a kNN column, a shorter run and another method
+    get nothing from Table 7."""
+    from evaluation.record import make_record
+    from evaluation.references import load_paper_numbers
+    from experiments.manifest import load_manifest
+
+    runs = load_manifest("paper/table7").runs
+    cells = {(e["config"]["views.global_views"], e["config"]["method.lamb"]): e["value"]
+             for e in load_paper_numbers()["entries"] if e["id"].startswith("t7-")}
+    records = [make_record(spec, "done", pretrain={"final_loss": 1.0, "wall_seconds": 1.0},
+                           evaluation={"linear_top1": 0.8, "knn_top1@20": 0.7}) for spec in runs]
+    summary, keys = tables.summarise(records)
+    assert len(summary) == len(cells) == 26
+    for _, row in summary.iterrows():
+        assert row["paper_linear_top1"] == cells[(row["views.global_views"], row["method.lamb"])]
+        assert row["protocol_linear_top1"] == "frozen linear (LayerNorm + linear, AdamW), 400 ep"
+        assert math.isnan(row["paper_knn_top1@20"])  # Table 7 has no kNN number
+    table = (tmp_path / "table.md")
+    tables.write_tables("paper-table7", records, tmp_path)
+    assert table.read_text().count("frozen linear (LayerNorm + linear, AdamW), 400 ep") == 26
+
+    shorter = [make_record(dataclasses.replace(spec, train=dataclasses.replace(spec.train, epochs=100)), "done",
+                           evaluation={"linear_top1": 0.8}) for spec in runs[:3]]
+    vicreg = [make_record(dataclasses.replace(spec, method={"name": "vicreg"}), "done",
+                          evaluation={"linear_top1": 0.8}) for spec in runs[:3]]
+    other, _ = tables.summarise(shorter + vicreg)
+    assert other["paper_linear_top1"].isna().all()
