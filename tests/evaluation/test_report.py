@@ -237,7 +237,7 @@ def test_table7_report_sets_each_cell_beside_the_papers_value_and_nothing_beside
              for e in load_paper_numbers()["entries"] if e["id"].startswith("t7-")}
     records = [make_record(spec, "done", pretrain={"final_loss": 1.0, "wall_seconds": 1.0},
                            evaluation={"linear_top1": 0.8, "knn_top1@20": 0.7}) for spec in runs]
-    summary, keys = tables.summarise(records)
+    summary, _ = tables.summarise(records)
     assert len(summary) == len(cells) == 26
     for _, row in summary.iterrows():
         assert row["paper_linear_top1"] == cells[(row["views.global_views"], row["method.lamb"])]
