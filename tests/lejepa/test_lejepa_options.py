@@ -103,9 +103,9 @@ def test_teacher_starts_as_the_student_gets_no_gradient_and_is_evaluated():
 
 
 def test_unknown_teacher_kind_and_bad_ratios_are_refused_by_name():
-    with pytest.raises(ValueError, match="teacher one of none, ema, swa"):
+    with pytest.raises(ValueError, match="lejepa.teacher: must be one of none, ema, swa, got 'polyak'"):
         LeJEPAOptions(teacher="polyak")
-    with pytest.raises(ValueError, match=r"patch_mask_ratio in \[0, 1\)"):
+    with pytest.raises(ValueError, match=r"lejepa.patch_mask_ratio: must be in \[0, 1\), got 1.0"):
         LeJEPAOptions(patch_mask_ratio=1.0)
 
 
