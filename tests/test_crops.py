@@ -2,20 +2,25 @@
 device): uint8 crops as torchvision would cut them, draws keyed by (seed, epoch, index), views that do not
 depend on the batch, the worker count, the rank count or where a run resumed."""
 
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import make_tiny_spec
 from PIL import Image
 from torchvision.transforms.v2 import functional as TF
 
+from lejepa.checkpoint import checkpoint_paths
 from lejepa.crops import CROP_TRIES, CropViews, as_uint8_chw, crop_boxes
 from lejepa.data import get_dataset
 from lejepa.data.common import ImageFileDataset
+from lejepa.data.imagefolder_sets import IMAGENETTE_WNIDS
 from lejepa.data.sampling import ViewDataset, resumable_batches
 from lejepa.photometric import PARAMS
 from lejepa.spec import ViewSpec
+from lejepa.train import pretrain
 from lejepa.view_pipeline import build_view_pipeline, device_views, photometric_views
 
 SPEC = ViewSpec(global_views=2, local_views=3, global_size=40, local_size=16)
@@ -185,3 +190,32 @@ def test_image_file_dataset_keeps_paths_in_numpy(jpegs, tmp_path):
     odd = tmp_path / "naïve näme.jpg"  # non-ASCII file names survive the byte encoding
     Image.new("RGB", (5, 4)).save(odd)
     assert ImageFileDataset([odd], [2])[0][0].size == (5, 4)
+
+
+def test_pretraining_on_image_files_resumes_bit_identically(tmp_path):
+    """A run over image files (the crop path once lejepa/train.py builds its views with build_view_pipeline)
+    stopped after its step-3 checkpoint and resumed ends with the uninterrupted run's weights, bit for bit."""
+    rng = np.random.default_rng(0)
+    for k, wnid in enumerate(sorted(IMAGENETTE_WNIDS)):
+        (tmp_path / "data" / "val" / wnid).mkdir(parents=True)
+        for i in range(2):
+            (tmp_path / "data" / "train" / wnid).mkdir(parents=True, exist_ok=True)
+            pixels = rng.integers(0, 256, (18 + k, 24 - i, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "data" / "train" / wnid / f"{i}.JPEG")
+    spec = make_tiny_spec(
+        data={"name": "imagenette", "root": str(tmp_path / "data"), "image_size": 16},
+        model={"arch": "vit_tiny_patch16_224", "timm_kwargs": {"embed_dim": 32, "depth": 1, "num_heads": 2},
+               "proj_layers": 1, "proj_dim": 16},
+        views={"global_views": 2, "local_views": 2},
+        train={"max_steps": 6, "batch_size": 8, "checkpoint_every": 3},
+    )
+    _, reference = pretrain(spec, tmp_path / "reference", progress=False)
+    shutil.copytree(tmp_path / "reference", tmp_path / "resumed")
+    newest = checkpoint_paths(tmp_path / "resumed" / "ckpt")[0]
+    assert newest.name == "step_00000006.pt"
+    newest.unlink()
+    _, resumed = pretrain(spec, tmp_path / "resumed", progress=False)
+    assert resumed.steps == 6 and resumed.final_loss == reference.final_loss
+    final = [torch.load(checkpoint_paths(tmp_path / run / "ckpt")[0], weights_only=False)["model"]
+             for run in ("reference", "resumed")]
+    assert all(torch.equal(tensor, final[1][name]) for name, tensor in final[0].items())
