@@ -1,4 +1,4 @@
-"""GPU smoke test and throughput table for LeJEPA training (DESIGN.md section 3): one script, one GPU,
+"""GPU smoke test and throughput table for LeJEPA training: one script, one GPU,
 under 8 minutes.
 
 Measured, in this order (cheap first; anything left when `--budget-s` runs out is listed as skipped):

@@ -17,15 +17,15 @@ from collections.abc import Callable
 
 import torch
 
-from lejepa.photometric import blur_kernel_size
+from lejepa.photometric import Normalisation, blur_kernel_size
 from lejepa.view_pipeline import photometric_views
 
 Candidate = Callable[[list[torch.Tensor], torch.Tensor], list[torch.Tensor]]
 
 
 def ours(mean, std) -> Candidate:
-    mean_t, std_t = torch.tensor(mean), torch.tensor(std)
-    return lambda crops, params: photometric_views(crops, params, mean_t, std_t)
+    normalisation = Normalisation(mean, std)
+    return lambda crops, params: photometric_views(crops, params, *normalisation.on(params.device))
 
 
 def torchvision_per_image(mean, std) -> Candidate:

@@ -1,4 +1,4 @@
-"""CPU cost of the multi-crop views (DESIGN.md section 3): ours before and after the split pipeline, and the
+"""CPU cost of the multi-crop views: ours before and after the split pipeline, and the
 view pipelines of the peers a user would otherwise use, on the same JPEG files, in one run.
 
 Views: 2 x 224 px (scale 0.3-1) + 6 x 98 px (scale 0.05-0.3), the paper's LeJEPA views. Every pipeline

@@ -1,4 +1,4 @@
-"""The CPU half of the multi-crop views (DESIGN.md section 3) for datasets of images of any size: decode,
+"""The CPU half of LeJEPA's multi-crop views (arXiv 2511.08544) for datasets of images of any size: decode,
 random-resized crops with horizontal flips, straight to uint8 at each view's output size. Everything
 photometric is left to lejepa/photometric.py, per batch on the training device; this side only draws
 its parameters.

@@ -1,5 +1,5 @@
-"""The photometric half of the multi-crop views (DESIGN.md section 3), applied to whole batches on the
-training device with a different random draw per image.
+"""The photometric half of LeJEPA's multi-crop views (arXiv 2511.08544; the DINO/BYOL augmentation
+recipe), applied to whole batches on the training device with a different random draw per image.
 
 Colour jitter (brightness, contrast, saturation, hue with the paper's strengths 0.4, 0.4, 0.2, 0.1),
 grayscale, Gaussian blur (sigma 0.1-2, kernel about 10% of the view) and solarisation, then
@@ -33,6 +33,22 @@ SOLARIZE_THRESHOLD = 128 / 255
 _GRAY = (0.299, 0.587, 0.114)  # ITU-R 601 luma, as torchvision's rgb_to_grayscale
 _TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], dtype=torch.float64)
 _FROM_YIQ = torch.linalg.inv(_TO_YIQ)
+# Constants are copied to each device once: a copy from pageable host memory every batch can make the
+# host wait for the device.
+_HUE_BASES: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+class Normalisation:
+    """Per-channel mean and std (as the dataset registry gives them), copied to each device once."""
+
+    def __init__(self, mean, std):
+        self.mean, self.std = torch.tensor(mean, dtype=torch.float32), torch.tensor(std, dtype=torch.float32)
+        self._copies: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        if device not in self._copies:
+            self._copies[device] = (self.mean.to(device), self.std.to(device))
+        return self._copies[device]
 
 
 def blur_kernel_size(size: int) -> int:
@@ -59,7 +75,7 @@ def params_from_uniforms(uniforms: torch.Tensor, views: ViewSpec) -> torch.Tenso
 
 
 def _gray(x: torch.Tensor) -> torch.Tensor:
-    return (x * x.new_tensor(_GRAY).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    return _GRAY[0] * x[:, 0:1] + _GRAY[1] * x[:, 1:2] + _GRAY[2] * x[:, 2:3]
 
 
 def _hue_matrices(turns: torch.Tensor) -> torch.Tensor:
@@ -67,7 +83,9 @@ def _hue_matrices(turns: torch.Tensor) -> torch.Tensor:
     angle = 2 * math.pi * turns.double()
     cos, sin, zero, one = angle.cos(), angle.sin(), torch.zeros_like(angle), torch.ones_like(angle)
     rotation = torch.stack([one, zero, zero, zero, cos, -sin, zero, sin, cos], dim=-1).view(-1, 3, 3)
-    to_yiq, from_yiq = _TO_YIQ.to(turns.device), _FROM_YIQ.to(turns.device)
+    if turns.device not in _HUE_BASES:
+        _HUE_BASES[turns.device] = (_TO_YIQ.to(turns.device), _FROM_YIQ.to(turns.device))
+    to_yiq, from_yiq = _HUE_BASES[turns.device]
     return (from_yiq @ rotation @ to_yiq).to(torch.float32)
 
 
@@ -87,9 +105,10 @@ def separable_gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, kernel: int) -
 def apply_photometric(x: torch.Tensor, params: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """Jitter, grayscale, blur, solarise and normalise a batch of views of one size.
 
-    `x` is uint8 (0-255) or float (0-1), (n, 3, s, s); `params` is (n, NUM_PARAMS) on the same device;
-    `mean` and `std` are (3,) tensors. Returns normalised float32. Every image is computed with every
-    operation and kept or not by its flag: no data-dependent branching, so nothing waits for the host.
+    `x` is uint8 (0-255) or float (0-1), (n, 3, s, s); `params` is (n, NUM_PARAMS) and `mean` and `std`
+    are (3,) tensors, all on x's device (Normalisation.on). Returns normalised float32. Every image goes
+    through every operation and keeps its result or not by its flag: no data-dependent branching, so
+    nothing waits for the host.
     """
     if x.dtype == torch.uint8:
         x = x.float().div_(255)
@@ -108,7 +127,7 @@ def apply_photometric(x: torch.Tensor, params: torch.Tensor, mean: torch.Tensor,
     blurred = separable_gaussian_blur(x, params[:, _COLUMN["sigma"]], blur_kernel_size(x.shape[-1]))
     x = torch.where(on("blur"), blurred, x)
     x = torch.where(on("solarize") & (x >= SOLARIZE_THRESHOLD), 1 - x, x)
-    return (x - mean.to(x.device).view(1, 3, 1, 1)) / std.to(x.device).view(1, 3, 1, 1)
+    return (x - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)
 
 
 class RandomSeparableBlur:

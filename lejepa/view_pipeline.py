@@ -1,6 +1,7 @@
 """Which multi-crop view path a run uses, and how its batches reach the training device.
 
-Three paths make the same kind of views (DESIGN.md section 3):
+Three paths make the same views (the paper's multi-crop recipe: global and local crops, colour jitter,
+grayscale, blur, solarisation):
 
 - "in_memory": datasets held as one uint8 tensor of equal-size images (Fashion-MNIST, digits, CIFAR-style
   arrays). The loader hands over raw images; crops and photometry are drawn from (seed, step) for the
@@ -24,7 +25,7 @@ from collections.abc import Iterable, Iterator
 import torch
 
 from lejepa.crops import CropViews
-from lejepa.photometric import apply_photometric
+from lejepa.photometric import Normalisation, apply_photometric
 from lejepa.spec import ViewSpec
 from lejepa.views import BatchedMultiCropViews, MultiCropViews, supports_batched_views
 
@@ -52,7 +53,7 @@ class CropBatchViews:
 
     def __init__(self, views: ViewSpec, image_size: int, mean, std):
         self.item_views = CropViews(views, image_size)
-        self.mean, self.std = torch.tensor(mean, dtype=torch.float32), torch.tensor(std, dtype=torch.float32)
+        self.normalisation = Normalisation(mean, std)
 
     def transfer(self, batch, device: torch.device) -> tuple[list[torch.Tensor], torch.Tensor]:
         crops, params = batch
@@ -61,7 +62,7 @@ class CropBatchViews:
     def views(self, batch, step: int = 0, rank: int = 0, world_size: int = 1) -> list[torch.Tensor]:
         """Every image's draws came with it from the loader, so step, rank and world size change nothing."""
         crops, params = batch
-        return photometric_views(crops, params, self.mean, self.std)
+        return photometric_views(crops, params, *self.normalisation.on(params.device))
 
 
 class PerImageViews:
@@ -81,8 +82,9 @@ ViewPipeline = InMemoryViews | CropBatchViews | PerImageViews
 
 
 def photometric_views(crops: list[torch.Tensor], params: torch.Tensor, mean: torch.Tensor, std: torch.Tensor):
-    """uint8 crops [V x (B, 3, s_v, s_v)] and their draws (B, V, NUM_PARAMS) -> normalised float views.
-    Views of one size go through the photometric kernels as one batch (fewer, larger kernel launches)."""
+    """uint8 crops [V x (B, 3, s_v, s_v)] and their draws (B, V, NUM_PARAMS) -> normalised float views;
+    mean and std (3,) on the crops' device. Views of one size go through the photometric kernels as one
+    batch (fewer, larger kernel launches)."""
     if params.ndim != 3 or params.shape[:2] != (len(crops[0]), len(crops)):
         raise ValueError(f"expected parameters (batch, {len(crops)} views, n), got {tuple(params.shape)}")
     by_size: dict[tuple[int, int], list[int]] = {}

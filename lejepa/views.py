@@ -1,5 +1,5 @@
-"""Multi-crop views (DESIGN.md section 3): the per-image path (torchvision.transforms.v2 on the CPU) and
-the batched path for in-memory datasets of equal-size images.
+"""LeJEPA's multi-crop views (arXiv 2511.08544): the per-image path (torchvision.transforms.v2 on the
+CPU) and the batched path for in-memory datasets of equal-size images.
 
 Every view gets the same colour/geometry augmentations; global and local views differ only in crop
 size and scale. Sizes not given in the spec scale with the image: the paper's 224/98 px at 224 px
@@ -18,6 +18,7 @@ from lejepa.photometric import (
     JITTER_RANGES,
     PARAMS,
     SIGMA_RANGE,
+    Normalisation,
     RandomSeparableBlur,
     apply_photometric,
     blur_kernel_size,
@@ -98,7 +99,7 @@ class BatchedMultiCropViews:
     def __init__(self, views: ViewSpec, image_size: int, mean, std, seed: int):
         self.spec, self.seed = views, seed
         self.global_size, self.local_size = view_sizes(views, image_size)
-        self.mean, self.std = torch.tensor(mean, dtype=torch.float32), torch.tensor(std, dtype=torch.float32)
+        self.normalisation = Normalisation(mean, std)
 
     def __call__(self, images: torch.Tensor, step: int, rank: int = 0, world_size: int = 1) -> list[torch.Tensor]:
         """`images` is shard `rank` of the step's global batch, split evenly over `world_size` ranks. Every
@@ -134,7 +135,7 @@ class BatchedMultiCropViews:
         columns["grayscale"], columns["sigma"] = chance(spec.grayscale), uniform(*SIGMA_RANGE)
         columns["blur"], columns["solarize"] = chance(spec.blur), chance(spec.solarize)
         params = torch.stack([columns[name].to(torch.float32) for name in PARAMS], dim=1)
-        return apply_photometric(v, params.to(device), self.mean, self.std)
+        return apply_photometric(v, params.to(device), *self.normalisation.on(device))
 
 
 def supports_batched_views(dataset) -> bool:
