@@ -35,7 +35,15 @@ _TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, 
 _FROM_YIQ = torch.linalg.inv(_TO_YIQ)
 # Constants are copied to each device once: a copy from pageable host memory every batch can make the
 # host wait for the device.
-_HUE_BASES: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+_CONSTANTS: dict[torch.device, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+
+
+def _constants(device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(luma weights (1, 3, 1, 1), RGB -> YIQ, YIQ -> RGB) on `device`."""
+    if device not in _CONSTANTS:
+        gray = torch.tensor(_GRAY, dtype=torch.float32).view(1, 3, 1, 1)
+        _CONSTANTS[device] = (gray.to(device), _TO_YIQ.to(device), _FROM_YIQ.to(device))
+    return _CONSTANTS[device]
 
 
 class Normalisation:
@@ -75,7 +83,7 @@ def params_from_uniforms(uniforms: torch.Tensor, views: ViewSpec) -> torch.Tenso
 
 
 def _gray(x: torch.Tensor) -> torch.Tensor:
-    return _GRAY[0] * x[:, 0:1] + _GRAY[1] * x[:, 1:2] + _GRAY[2] * x[:, 2:3]
+    return (x * _constants(x.device)[0]).sum(1, keepdim=True)
 
 
 def _hue_matrices(turns: torch.Tensor) -> torch.Tensor:
@@ -83,9 +91,7 @@ def _hue_matrices(turns: torch.Tensor) -> torch.Tensor:
     angle = 2 * math.pi * turns.double()
     cos, sin, zero, one = angle.cos(), angle.sin(), torch.zeros_like(angle), torch.ones_like(angle)
     rotation = torch.stack([one, zero, zero, zero, cos, -sin, zero, sin, cos], dim=-1).view(-1, 3, 3)
-    if turns.device not in _HUE_BASES:
-        _HUE_BASES[turns.device] = (_TO_YIQ.to(turns.device), _FROM_YIQ.to(turns.device))
-    to_yiq, from_yiq = _HUE_BASES[turns.device]
+    _, to_yiq, from_yiq = _constants(turns.device)
     return (from_yiq @ rotation @ to_yiq).to(torch.float32)
 
 

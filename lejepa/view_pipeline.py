@@ -1,6 +1,6 @@
 """Which multi-crop view path a run uses, and how its batches reach the training device.
 
-Three paths make the same views (the paper's multi-crop recipe: global and local crops, colour jitter,
+Three paths make the same kind of views (the paper's multi-crop recipe: global and local crops, colour jitter,
 grayscale, blur, solarisation):
 
 - "in_memory": datasets held as one uint8 tensor of equal-size images (Fashion-MNIST, digits, CIFAR-style
