@@ -75,7 +75,8 @@ class ViewSpec(Validated):
     grayscale: float = fraction(0.2, "probability of grayscale")
     blur: float = fraction(0.5, "probability of Gaussian blur")
     solarize: float = fraction(0.2, "probability of solarisation")
-    batched: bool | None = setting(None, doc="views made per batch; null: for in-memory fixed-size datasets")
+    batched: bool | None = setting(None, doc="null/true: photometry per batch on the training device (in-memory "
+                                              "datasets: crops too); false: everything per image on the CPU")
 
     def cross_checks(self) -> list[tuple[str, str]]:
         problems = []

@@ -35,7 +35,7 @@ from lejepa.metrics_log import MetricsLog
 from lejepa.preemption import hold_preemption_signal
 from lejepa.schedules import warmup_cosine
 from lejepa.spec import RunSpec
-from lejepa.views import BatchedMultiCropViews, MultiCropViews, supports_batched_views
+from lejepa.view_pipeline import build_view_pipeline, device_views
 
 
 @dataclass
@@ -74,15 +74,6 @@ def _restore_rng_states(states: dict) -> None:
     torch.set_rng_state(states["torch"])
 
 
-def _view_maker(spec: RunSpec, train_set, image_size: int, info):
-    """(per-batch view maker or None, per-image view maker or None): in-memory fixed-size datasets get views
-    made per batch on the training device (lejepa/views.py), others per image in the data loader."""
-    batched = spec.views.batched if spec.views.batched is not None else supports_batched_views(train_set)
-    if batched:
-        return BatchedMultiCropViews(spec.views, image_size, info.mean, info.std, spec.seed), None
-    return None, MultiCropViews(spec.views, image_size, info.mean, info.std)
-
-
 def _wrap_for_ranks(method: Method, spec: RunSpec, device: torch.device) -> torch.nn.Module:
     world = world_size()
     if world == 1:
@@ -117,7 +108,7 @@ def pretrain(spec: RunSpec, run_dir: Path, progress: bool = True) -> tuple[Metho
 
     train_set = info.load(info.train_split, spec.data.root)
     indices = balanced_subset(train_set.targets, spec.data.train_limit, spec.seed)
-    batch_views, item_views = _view_maker(spec, train_set, image_size, info)
+    views = build_view_pipeline(spec.views, train_set, image_size, info.mean, info.std, spec.seed)
     if spec.train.batch_size % world:
         raise ValueError(f"train.batch_size={spec.train.batch_size} must divide by the world size {world}")
     steps_per_epoch = len(indices) // spec.train.batch_size
@@ -145,7 +136,7 @@ def pretrain(spec: RunSpec, run_dir: Path, progress: bool = True) -> tuple[Metho
     log.truncate_after(start_step)  # lines a killed attempt wrote after its last checkpoint
 
     loader = torch.utils.data.DataLoader(
-        ViewDataset(train_set, item_views, spec.seed),
+        ViewDataset(train_set, views.item_views, spec.seed),
         batch_sampler=resumable_batches(indices, spec.train.batch_size, spec.seed, start_step, total_steps,
                                         this_rank, world),
         num_workers=spec.data.num_workers,
@@ -161,11 +152,7 @@ def pretrain(spec: RunSpec, run_dir: Path, progress: bool = True) -> tuple[Metho
     loss_value, parts = None, {}
     method.train()
     with hold_preemption_signal() as preemption:  # a preemption waits for the step in flight
-        for step, (batch, _labels) in enumerate(loader, start=start_step):
-            if batch_views is not None:
-                view_batch = batch_views(batch.to(device, non_blocking=True), step, this_rank, world)
-            else:
-                view_batch = [v.to(device, non_blocking=True) for v in batch]
+        for step, view_batch, _labels in device_views(loader, views, device, start_step, this_rank, world):
             lr = learning_rate(step, total_steps, spec)
             for group in optimizer.param_groups:
                 group["lr"] = lr

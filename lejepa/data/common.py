@@ -21,22 +21,32 @@ DOWNLOAD_ENV = "LEJEPA_ALLOW_DOWNLOAD"
 
 class ImageFileDataset(torch.utils.data.Dataset):
     """Image files on disk with their labels; images are decoded on access and converted to RGB
-    (the fine-grained sets and ImageNet contain a few grayscale and CMYK JPEGs)."""
+    (the fine-grained sets and ImageNet contain a few grayscale and CMYK JPEGs).
+
+    Paths and labels are served from numpy arrays, not Python lists: a data-loader worker forked from the
+    training process shares the parent's memory until it writes to it, and reading an item of a list of
+    1.28 M path strings writes its reference count, so each worker would slowly copy the whole list.
+    `targets` stays a list of ints for the samplers and probes, which read it in the main process."""
 
     def __init__(self, paths: Sequence[str | Path], targets: Sequence[int], classes: Sequence[str] = ()):
         if len(paths) != len(targets):
             raise ValueError(f"{len(paths)} image paths but {len(targets)} labels")
-        self.paths = [str(p) for p in paths]
-        self.targets = [int(t) for t in targets]
+        self._paths = np.array([os.fsencode(p) for p in paths], dtype=np.bytes_)
+        self._labels = np.asarray(targets, dtype=np.int64).reshape(-1)
+        self.targets = self._labels.tolist()
         self.classes = list(classes)
 
+    @property
+    def paths(self) -> list[str]:
+        return [os.fsdecode(p) for p in self._paths]
+
     def __len__(self) -> int:
-        return len(self.targets)
+        return len(self._labels)
 
     def __getitem__(self, index: int) -> tuple[Image.Image, int]:
-        with open(self.paths[index], "rb") as f:
+        with open(os.fsdecode(self._paths[index]), "rb") as f:
             image = Image.open(f)
-            return image.convert("RGB"), self.targets[index]
+            return image.convert("RGB"), int(self._labels[index])
 
 
 class ArrayImageDataset(torch.utils.data.Dataset):

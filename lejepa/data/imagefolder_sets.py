@@ -13,6 +13,7 @@ from pathlib import Path
 
 from lejepa.data.common import ImageFileDataset, locate
 from lejepa.data.registry import DatasetNotFound, register_dataset
+from lejepa.data.shards import ShardDataset, is_shard_folder
 
 IMAGENET_HOW = (
     "get ILSVRC2012 from https://image-net.org/download (or Kaggle's imagenet-object-localization-challenge) "
@@ -77,7 +78,10 @@ def _subfolders(folder: Path) -> list[str]:
 )
 def imagenet1k(root: Path, split: str) -> ImageFileDataset:
     """ILSVRC-2012: 1.28 M train and 50,000 val images; val serves as the test split, as in every
-    SSL paper. Classes are the 1,000 folders of train/, in sorted order (the standard label order)."""
+    SSL paper. Classes are the 1,000 folders of train/, in sorted order (the standard label order).
+    A root written by `python -m lejepa.data.shards imagenet1k` is read from its shards."""
+    if is_shard_folder(root / split):
+        return ShardDataset(root / split, dataset="imagenet1k")
     folder = locate("imagenet1k", root, [""], ["train", split], IMAGENET_HOW)
     classes = _subfolders(folder / "train")
     if len(classes) != 1000:
@@ -103,7 +107,10 @@ def imagenet1k(root: Path, split: str) -> ImageFileDataset:
 )
 def imagenet100(root: Path, split: str) -> ImageFileDataset:
     """ImageNet-100 (CMC / solo-learn): the classes of lejepa/data/imagenet100_classes.txt read
-    from an ImageNet-1k tree, or from a tree already cut down to those 100 folders."""
+    from an ImageNet-1k tree, or from a tree already cut down to those 100 folders, or from shards written
+    by `python -m lejepa.data.shards imagenet100`."""
+    if is_shard_folder(root / split):
+        return ShardDataset(root / split, dataset="imagenet100")
     folder = locate("imagenet100", root, [""], [split], IMAGENET100_HOW)
     return class_folder_dataset("imagenet100", folder / split, imagenet100_classes())
 
@@ -124,7 +131,10 @@ def _download_imagenette(root: Path) -> None:
 )
 def imagenette(root: Path, split: str) -> ImageFileDataset:
     """Imagenette (the paper's ImageNet-10): 9,469 train and 3,925 val images of ten easy ImageNet
-    classes. Any of the three archive sizes works; the full-size one is looked for first."""
+    classes. Any of the three archive sizes works; the full-size one is looked for first. Shards written
+    by `python -m lejepa.data.shards imagenette` are read as well."""
+    if is_shard_folder(root / split):
+        return ShardDataset(root / split, dataset="imagenette")
     folder = locate("imagenette", root, ["imagenette2", "imagenette2-320", "imagenette2-160", ""], [split],
                     IMAGENETTE_HOW, _download_imagenette)
     return class_folder_dataset("imagenette", folder / split, sorted(IMAGENETTE_WNIDS))

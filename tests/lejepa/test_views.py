@@ -49,3 +49,12 @@ def test_batched_solarize_and_grayscale_always_on():
     view = BatchedMultiCropViews(spec, 28, (0, 0, 0), (1, 1, 1), seed=0)(_images(4), step=0)[0]
     assert torch.allclose(view[:, 0], view[:, 1]) and torch.allclose(view[:, 1], view[:, 2])  # grayscale
     assert view.max() <= 128 / 255 + 1e-6  # everything above the threshold was inverted
+
+
+def test_per_image_path_blurs_with_the_separable_kernel_of_a_tenth_of_the_view():
+    from lejepa.photometric import RandomSeparableBlur
+
+    views = MultiCropViews(ViewSpec(blur=0.5), 224, MEAN, STD)
+    blurs = {size: [t for t in transform.transforms if isinstance(t, RandomSeparableBlur)]
+             for size, transform in ((224, views.global_transform), (98, views.local_transform))}
+    assert [(b.p, b.kernel) for b in blurs[224]] == [(0.5, 23)] and [(b.p, b.kernel) for b in blurs[98]] == [(0.5, 9)]
