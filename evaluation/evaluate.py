@@ -12,6 +12,7 @@ from evaluation.features import cached, embedding_spectrum, extract_features
 from evaluation.knn import knn_accuracy
 from evaluation.linear_probe import few_shot_probe, holdout_split, linear_probe
 from lejepa.data import get_dataset
+from lejepa.data.common import loader_workers
 from lejepa.data.sampling import balanced_subset
 from lejepa.spec import RunSpec
 
@@ -47,7 +48,7 @@ def evaluate_frozen(spec: RunSpec, method, run_dir: Path, weights_key: str, devi
         return cached(
             Path(run_dir) / "features" / f"{split}.pt", f"{weights_key}:{len(indices)}",
             lambda: extract_features(encode, dataset, indices, image_size, info.mean, info.std,
-                                     spec.eval.batch_size, device, spec.data.num_workers),
+                                     spec.eval.batch_size, device, loader_workers(spec.data.num_workers)),
         )
 
     train_x, train_y = split_features(info.train_split, spec.data.train_limit)

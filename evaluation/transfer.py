@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from evaluation.record import RecordError, read_record, record_path, run_dir
-from lejepa.checkpoint import load_latest_checkpoint
+from lejepa.checkpoint import load_final_weights
 from lejepa.data import get_dataset
 from lejepa.methods import build_method, parse_options
 from lejepa.spec import RunSpec
@@ -48,7 +48,7 @@ def load_source_method(spec: RunSpec, results_root: Path, device: torch.device) 
     if mismatches:
         raise SourceRunError(f"model.init_from {reference}: this run cannot hold the source's weights: "
                              + "; ".join(mismatches))
-    state = load_latest_checkpoint(run_dir(results_root, experiment, run_id) / "ckpt", run_id)
+    state = load_final_weights(run_dir(results_root, experiment, run_id), run_id)
     if state is None:
         raise SourceRunError(f"model.init_from {reference}: the source run is done but has no checkpoint under "
                              f"{run_dir(results_root, experiment, run_id) / 'ckpt'} (a method that does not pretrain?)")

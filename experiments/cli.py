@@ -51,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="rerun done runs from scratch (earlier outputs are moved aside, not deleted)")
     launch.add_argument("--parallelism", type=_positive_int, default=None,
                         help="local: jobs at once (default 1); slurm: array tasks at once (default: no cap)")
+    launch.add_argument("--cluster", default=None, metavar="NAME|FILE",
+                        help="a cluster profile (slurm/clusters/NAME.yaml or a file; default $LEJEPA_CLUSTER): "
+                             "partition, account, ... for every run, and runs fitted to its nodes")
     run = manifest_command("run", "run one run of a manifest in this process")
     run.add_argument("--only", required=True, metavar="RUN_ID", help="the run (see `lejepa launch --dry-run`)")
     run.add_argument("--force", action="store_true", help="rerun even if its record says done")
@@ -118,7 +121,7 @@ def cmd_launch(args) -> int:
     from slurm.sbatch import gpu_hours
 
     manifest = load_manifest(args.manifest, args.overrides)
-    results_root, specs = _results_root(args), list(manifest.runs)
+    results_root, specs = _results_root(args), _fit_to_cluster(list(manifest.runs), args.cluster)
     if args.dry_run:
         plan = plan_launch(manifest.name, specs, results_root)
         print(describe_dry_run(manifest.name, specs, plan, source=str(manifest.path),
@@ -139,6 +142,21 @@ def cmd_launch(args) -> int:
               file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _fit_to_cluster(specs: list, cluster: str | None) -> list:
+    from slurm.cluster import load_profile
+
+    profile = load_profile(cluster)
+    if profile is None:
+        return specs
+    fitted = []
+    for spec in specs:
+        spec, notes = profile.apply(spec)
+        fitted.append(spec)
+        for note in notes:
+            print(f"cluster {profile.name}: {note}")
+    return fitted
 
 
 def cmd_run(args) -> int:

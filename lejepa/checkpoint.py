@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import warnings
 from pathlib import Path
 
@@ -42,6 +43,70 @@ def save_checkpoint(ckpt_dir: Path, step: int, state: dict, keep: int = 2) -> Pa
     for old in checkpoint_paths(ckpt_dir)[keep:]:
         old.unlink(missing_ok=True)
     return path
+
+
+def snapshot(state):
+    """A copy of `state` on the CPU, safe to write while training goes on (the live tensors keep changing)."""
+    if isinstance(state, torch.Tensor):
+        return state.detach().to("cpu", copy=True)
+    if isinstance(state, dict):
+        return {k: snapshot(v) for k, v in state.items()}
+    if isinstance(state, (list, tuple)):
+        return type(state)(snapshot(v) for v in state)
+    return state
+
+
+class CheckpointWriter:
+    """Writes checkpoints in a background thread, one at a time: the step after `save` starts at once while
+    the file is written (a ViT-H checkpoint is GBs). `wait()` returns when everything handed over is on disk
+    and re-raises a failed write's error (a full disk, say) in the training thread."""
+
+    def __init__(self, ckpt_dir: Path, keep: int = 2):
+        self.ckpt_dir, self.keep = Path(ckpt_dir), keep
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def save(self, step: int, state: dict) -> None:
+        self.wait()
+        copied = snapshot(state)
+
+        def write() -> None:
+            try:
+                save_checkpoint(self.ckpt_dir, step, copied, self.keep)
+            except BaseException as error:  # noqa: BLE001  handed to the training thread by wait()
+                self._error = error
+
+        self._thread = threading.Thread(target=write, name=f"checkpoint-{step}", daemon=False)
+        self._thread.start()
+
+    def wait(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+
+WEIGHTS_NAME = "weights.pt"
+
+
+def export_weights(run_dir: Path, run_id: str, step: int, model_state: dict) -> Path:
+    """The final weights alone (no optimiser, no RNG): what evaluation and transfer runs load."""
+    path = Path(run_dir) / WEIGHTS_NAME
+    atomic_write_bytes(path, lambda f: torch.save({"run_id": run_id, "step": step, "model": model_state}, f))
+    return path
+
+
+def load_final_weights(run_dir: Path, run_id: str) -> dict | None:
+    """{"step", "model"} of a finished run: its weights export, else its newest checkpoint (runs from before
+    the export existed)."""
+    path = Path(run_dir) / WEIGHTS_NAME
+    if path.exists():
+        state = load_state(path)
+        if state.get("run_id") == run_id:
+            return state
+    return load_latest_checkpoint(Path(run_dir) / "ckpt", run_id)
 
 
 def load_state(path: Path) -> dict:

@@ -88,3 +88,41 @@ def join_process_group(device: str = "auto", timeout_minutes: float | None = Non
     dist.init_process_group("nccl" if chosen.type == "cuda" else "gloo", init_method="env://",
                             timeout=timedelta(minutes=minutes))
     return True
+
+
+def broadcast_state(state: object, device: torch.device) -> object:
+    """Rank 0's `state` (nested dicts/lists of tensors and plain values; None on the other ranks) on every
+    rank. The structure travels pickled, without its tensors; each tensor then travels with one broadcast
+    on `device`, so a resume reads the checkpoint from shared storage once, not once per rank."""
+    if world_size() == 1:
+        return state
+    tensors: list[torch.Tensor] = []
+
+    def strip(node):
+        if isinstance(node, torch.Tensor):
+            tensors.append(node)
+            return ("__tensor__", len(tensors) - 1, tuple(node.shape), node.dtype)
+        if isinstance(node, dict):
+            return {k: strip(v) for k, v in node.items()}
+        if isinstance(node, (list, tuple)):
+            return type(node)(strip(v) for v in node)
+        return node
+
+    skeleton = [strip(state) if rank() == 0 else None]
+    dist.broadcast_object_list(skeleton, src=0, device=device if device.type == "cuda" else None)
+    received: list[torch.Tensor] = []
+
+    def fill(node):
+        if isinstance(node, tuple) and len(node) == 4 and node[0] == "__tensor__":
+            _, index, shape, dtype = node
+            tensor = tensors[index].to(device) if rank() == 0 else torch.empty(shape, dtype=dtype, device=device)
+            dist.broadcast(tensor, src=0)
+            received.append(tensor)
+            return tensor.cpu() if device.type == "cuda" else tensor
+        if isinstance(node, dict):
+            return {k: fill(v) for k, v in node.items()}
+        if isinstance(node, (list, tuple)):
+            return type(node)(fill(v) for v in node)
+        return node
+
+    return fill(skeleton[0])

@@ -44,6 +44,8 @@ class Rule:
     high_open: bool = False
     choices: tuple | None = None
     added: bool = False  # added after ids were first given out: left out of run_id while at its default
+    was: Any = None  # with was_set: the default before it changed, what run_id hashes while the field holds its default
+    was_set: bool = False
 
     def range_text(self) -> str:
         if self.choices is not None:
@@ -59,9 +61,12 @@ class Rule:
 
 def setting(default: Any = dataclasses.MISSING, *, doc: str = "", low: float | None = None,
             high: float | None = None, low_open: bool = False, high_open: bool = False,
-            choices: tuple | None = None, added: bool = False, default_factory: Any = dataclasses.MISSING):
-    """A dataclass field with a one-line meaning and an allowed range (applied to each item of a tuple)."""
-    rule = Rule(doc, low, high, low_open, high_open, choices, added)
+            choices: tuple | None = None, added: bool = False, was: Any = dataclasses.MISSING,
+            default_factory: Any = dataclasses.MISSING):
+    """A dataclass field with a one-line meaning and an allowed range (applied to each item of a tuple).
+    `added` and `was` keep run ids stable across spec changes (lejepa/spec.py's rule)."""
+    changed = was is not dataclasses.MISSING
+    rule = Rule(doc, low, high, low_open, high_open, choices, added, was if changed else None, changed)
     if default_factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=default_factory, metadata={"rule": rule})
     return dataclasses.field(default=default, metadata={"rule": rule})

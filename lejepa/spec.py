@@ -9,8 +9,10 @@ dataclass validates it (lejepa/methods).
 run_id is a readable prefix plus a hash of the spec's canonical JSON, resources excluded. The rule for
 changing the spec without changing the ids of runs already made (so relaunching a finished study reruns
 nothing): a new field must default to the behaviour from before it existed and is declared with
-`added=True`; it is then left out of the hash while it holds that default. Renaming or removing a field,
-or changing a default, changes ids: tests/lejepa/test_spec.py pins ids to catch it.
+`added=True`; it is then left out of the hash while it holds that default. A changed default is declared
+with `was=<the old default>`, which the hash keeps using while the field holds the new default (only where
+the new default computes what the old one did for every run made so far). Renaming or removing a field
+changes ids: tests/lejepa/test_spec.py pins ids to catch it.
 """
 
 from __future__ import annotations
@@ -38,7 +40,13 @@ class DataSpec(Validated):
     image_size: int | None = positive(None, "training resolution in px; null: the dataset's native size")
     train_limit: int | None = positive(None, "use only this many training images (class-balanced)")
     test_limit: int | None = positive(None, "use only this many test images (class-balanced)")
-    num_workers: int = setting(0, doc="data-loader worker processes", low=0)
+    num_workers: int | str = setting(0, doc="data-loader worker processes, or 'auto': the CPUs the job was granted "
+                                            "minus one")
+
+    def cross_checks(self) -> list[tuple[str, str]]:
+        if self.num_workers == "auto" or (isinstance(self.num_workers, int) and self.num_workers >= 0):
+            return []
+        return [("num_workers", f"must be an integer >= 0 or 'auto', got {self.num_workers!r}")]
 
 
 @dataclass(frozen=True)
@@ -49,7 +57,11 @@ class ModelSpec(Validated):
     proj_hidden: int = positive(2048, "hidden width of the BatchNorm MLP projector")
     proj_layers: int = positive(3, "linear layers in the projector")
     proj_dim: int = positive(128, "projector output width (the embedding SIGReg sees)")
-    sync_batchnorm: bool = setting(False, doc="BatchNorm statistics over the global batch (GPUs only)")
+    # Default null (auto): on for multi-GPU runs, where per-GPU BatchNorm over 16-64 images differs from the
+    # paper's global batch; off otherwise (one process, or CPU ranks: SyncBatchNorm has no CPU kernel). It was
+    # false, which the same runs computed until now (no multi-GPU run existed), so ids keep hashing false.
+    sync_batchnorm: bool | None = setting(None, doc="BatchNorm statistics over the global batch; null: on for "
+                                                    "multi-GPU runs", was=False)
     timm_kwargs: dict = setting(default_factory=dict, doc="extra timm.create_model arguments")
     # "EXPERIMENT/RUN_ID" under the results root (a manifest may name the source manifest instead; it resolves
     # to the one run of it with this model, method and seed). Such a run does not pretrain (train.epochs 0):
@@ -219,9 +231,14 @@ class RunSpec:
         identity = self.to_dict()
         del identity["resources"]
         for name, section_type in SECTIONS.items():
-            for f in dataclasses.fields(section_type):
-                if rule_of(f).added and name in identity and identity[name][f.name] == _jsonable(_default(f)):
+            for f in dataclasses.fields(section_type) if name in identity else ():
+                rule = rule_of(f)
+                if identity[name][f.name] != _jsonable(_default(f)):
+                    continue
+                if rule.added:
                     del identity[name][f.name]
+                elif rule.was_set:
+                    identity[name][f.name] = _jsonable(rule.was)
         return json.dumps(identity, sort_keys=True, separators=(",", ":"))
 
     @property

@@ -25,10 +25,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from lejepa.checkpoint import load_latest_checkpoint, save_checkpoint
+from lejepa.checkpoint import CheckpointWriter, export_weights, load_latest_checkpoint
 from lejepa.data import get_dataset
+from lejepa.data.common import loader_workers
 from lejepa.data.sampling import ViewDataset, balanced_subset, resumable_batches
-from lejepa.distributed import local_device, rank, world_size
+from lejepa.distributed import broadcast_state, local_device, rank, world_size
 from lejepa.divergence import DivergenceWatch
 from lejepa.methods import Method, build_method
 from lejepa.metrics_log import MetricsLog
@@ -78,7 +79,7 @@ def _wrap_for_ranks(method: Method, spec: RunSpec, device: torch.device) -> torc
     world = world_size()
     if world == 1:
         return method
-    if spec.model.sync_batchnorm:
+    if spec.model.sync_batchnorm or (spec.model.sync_batchnorm is None and device.type == "cuda"):
         # Every BatchNorm (backbone too, not only the projector) then normalises with global-batch statistics,
         # as one process on the whole batch would.
         if device.type != "cuda":
@@ -88,7 +89,8 @@ def _wrap_for_ranks(method: Method, spec: RunSpec, device: torch.device) -> torc
             )
         method = torch.nn.SyncBatchNorm.convert_sync_batchnorm(method)
     return torch.nn.parallel.DistributedDataParallel(
-        method, device_ids=[device.index] if device.type == "cuda" else None, gradient_as_bucket_view=True
+        method, device_ids=[device.index] if device.type == "cuda" else None, gradient_as_bucket_view=True,
+        static_graph=True,  # every step runs the same graph: DDP can overlap communication with backward
     )
 
 
@@ -127,7 +129,9 @@ def pretrain(spec: RunSpec, run_dir: Path, progress: bool = True) -> tuple[Metho
     optimizer = method.optimizer(spec.train)
     log = MetricsLog(run_dir / "metrics.jsonl", enabled=this_rank == 0)
     start_step, elapsed = 0, 0.0
-    state = load_latest_checkpoint(run_dir / "ckpt", spec.run_id)
+    # One rank reads the checkpoint from (shared) storage; the others receive it.
+    state = load_latest_checkpoint(run_dir / "ckpt", spec.run_id) if this_rank == 0 else None
+    state = broadcast_state(state, device)
     if state is not None:
         method.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -139,7 +143,7 @@ def pretrain(spec: RunSpec, run_dir: Path, progress: bool = True) -> tuple[Metho
         ViewDataset(train_set, views.item_views, spec.seed),
         batch_sampler=resumable_batches(indices, spec.train.batch_size, spec.seed, start_step, total_steps,
                                         this_rank, world),
-        num_workers=spec.data.num_workers,
+        num_workers=loader_workers(spec.data.num_workers),
         pin_memory=device.type == "cuda",
         persistent_workers=False,
     )
@@ -147,6 +151,7 @@ def pretrain(spec: RunSpec, run_dir: Path, progress: bool = True) -> tuple[Metho
     step_model = torch.compile(model) if spec.train.compile else model
     bar = tqdm(total=total_steps, initial=start_step, disable=not progress or this_rank != 0, desc=spec.run_id)
     watch = DivergenceWatch(device)
+    writer = CheckpointWriter(run_dir / "ckpt")
     images_seen, loop_start = 0, time.perf_counter()
     wall = elapsed  # training wall time so far, as the newest checkpoint will record it
     loss_value, parts = None, {}
@@ -178,6 +183,7 @@ def pretrain(spec: RunSpec, run_dir: Path, progress: bool = True) -> tuple[Metho
             diverged = watch.first_bad_step()  # one sync, the same answer on every rank
             if diverged is not None:
                 bar.close()
+                writer.wait()  # checkpoints from before the bad step finish; none from after it was started
                 return method, PretrainResult("diverged", diverged, diverged / steps_per_epoch, elapsed, 0.0,
                                               None, {}, watch.reason())
             loss_value, parts = watch.global_values(loss, step_parts)
@@ -188,19 +194,23 @@ def pretrain(spec: RunSpec, run_dir: Path, progress: bool = True) -> tuple[Metho
                 bar.set_postfix(loss=f"{loss_value:.4f}", **{k: f"{v:.4f}" for k, v in parts.items()},
                                 img_s=f"{throughput:.0f}")
             if this_rank == 0 and saving:
-                save_checkpoint(run_dir / "ckpt", done, {
+                writer.save(done, {
                     "run_id": spec.run_id, "step": done, "elapsed": wall,
                     "model": method.state_dict(), "optimizer": optimizer.state_dict(), "rng": _rng_states(),
                     "loss": loss_value, "parts": parts,
                 })
             if preemption.received:
+                writer.wait()  # on disk before submitit requeues and exits
                 if this_rank == 0:
                     print(f"lejepa: preemption signal during step {done}: checkpoint step_{done:08d}.pt written, "
                           "handing over to submitit to requeue", flush=True)
                 preemption.release()  # submitit requeues the job and exits here
     bar.close()
+    writer.wait()
     if images_seen == 0 and state is not None:  # already finished earlier: report the saved numbers
         loss_value, parts = state.get("loss"), state.get("parts", {})
+    if this_rank == 0:
+        export_weights(run_dir, spec.run_id, total_steps, method.state_dict())
     throughput = (total_steps * spec.train.batch_size / wall) if wall > 0 else 0.0
     return method, PretrainResult("done", total_steps, total_steps / steps_per_epoch, wall, throughput,
                                   loss_value, parts)

@@ -127,3 +127,13 @@ def locate(
 def read_lines(path: Path) -> list[str]:
     """Non-empty, stripped lines of a text file (label lists end with a newline or not)."""
     return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+
+
+def loader_workers(setting: int | str) -> int:
+    """data.num_workers as a count: "auto" is the CPUs this process may use (what SLURM granted the task, or
+    the affinity mask elsewhere) minus one for the training process itself."""
+    if setting != "auto":
+        return int(setting)
+    granted = os.environ.get("SLURM_CPUS_PER_TASK")
+    cpus = int(granted) if granted else len(os.sched_getaffinity(0))
+    return max(0, cpus - 1)

@@ -54,7 +54,8 @@ def test_runs_are_gpu_jobs_with_registry_datasets_and_plausible_time_limits(path
         resources = spec.resources
         assert resources.gpus_per_node >= 1 and resources.tasks_per_node in (1, resources.gpus_per_node)
         assert 30 <= resources.time_min <= 48 * 60, spec.run_id  # an estimate, not a blanket limit
-        assert spec.data.num_workers < resources.cpus_per_task
+        assert spec.data.num_workers == "auto" or spec.data.num_workers < resources.cpus_per_task
+        assert resources.tasks_per_node * resources.cpus_per_task <= 96, spec.run_id  # fits a 96-core GPU node
 
 
 def _recipe(spec) -> tuple:

@@ -44,3 +44,43 @@ def test_checkpoint_of_another_run_is_refused(tmp_path):
 
 def test_no_checkpoint_means_start_from_scratch(tmp_path):
     assert load_latest_checkpoint(tmp_path / "missing", "run") is None
+
+
+def test_background_writer_saves_a_snapshot_not_the_live_tensors(tmp_path):
+    """The step after save() may change the weights while the file is written: the file holds the values
+    at save time."""
+    from lejepa.checkpoint import CheckpointWriter
+
+    weights = torch.zeros(1000)
+    writer = CheckpointWriter(tmp_path)
+    writer.save(1, {"run_id": "run", "step": 1, "model": {"w": weights}})
+    weights.add_(1.0)  # training goes on
+    writer.wait()
+    assert torch.equal(load_latest_checkpoint(tmp_path, "run")["model"]["w"], torch.zeros(1000))
+
+
+def test_background_writer_hands_a_failed_write_to_the_training_thread(tmp_path, monkeypatch):
+    import errno
+
+    from lejepa import checkpoint
+    from lejepa.files import DiskFull
+
+    def full(path, write):
+        raise DiskFull(errno.ENOSPC, f"no space left to write {path}")
+
+    monkeypatch.setattr(checkpoint, "atomic_write_bytes", full)
+    writer = checkpoint.CheckpointWriter(tmp_path)
+    writer.save(1, {"run_id": "run", "step": 1})
+    with pytest.raises(DiskFull, match="no space left"):
+        writer.wait()
+
+
+def test_final_weights_come_from_the_export_else_the_newest_checkpoint(tmp_path):
+    from lejepa.checkpoint import export_weights, load_final_weights
+
+    save_checkpoint(tmp_path / "ckpt", 4, {"run_id": "run", "step": 4, "model": {"w": torch.ones(2)},
+                                          "optimizer": {"big": torch.ones(10)}})
+    assert load_final_weights(tmp_path, "run")["step"] == 4  # a run from before the export existed
+    export_weights(tmp_path, "run", 5, {"w": torch.full((2,), 5.0)})
+    final = load_final_weights(tmp_path, "run")
+    assert final["step"] == 5 and torch.equal(final["model"]["w"], torch.full((2,), 5.0)) and "optimizer" not in final

@@ -24,6 +24,7 @@ from conftest import make_tiny_spec
 
 import lejepa.sigreg as sigreg_module
 from lejepa.checkpoint import checkpoint_paths
+from lejepa.distributed import broadcast_state
 from lejepa.sigreg import random_directions, sigreg
 from lejepa.spec import RunSpec
 from lejepa.train import pretrain
@@ -74,6 +75,17 @@ def _worker(rank: int, port: int, out: Path) -> None:
         sigreg_module.CHUNK_ELEMENTS["cpu"] = default_chunk
         for name, spec in RUNS.items():
             pretrain(spec, out / name, progress=False)
+        # A resume reads the checkpoint on rank 0 only and broadcasts it: restart the batched run from its
+        # mid-run checkpoint in a folder of its own.
+        resumed = out / "resumed"
+        if rank == 0:
+            (resumed / "ckpt").mkdir(parents=True)
+            shutil.copy(out / "batched" / "ckpt" / f"step_{STEPS // 2:08d}.pt", resumed / "ckpt")
+        dist.barrier()
+        pretrain(RUNS["batched"], resumed, progress=False)
+        shipped = {"weights": torch.arange(6.0).view(2, 3), "nested": {"list": [torch.ones(2, dtype=torch.int64), 7]},
+                   "text": "x"} if rank == 0 else None
+        torch.save(broadcast_state(shipped, torch.device("cpu")), out / f"broadcast_{rank}.pt")
         sync = dataclasses.replace(NO_BATCHNORM, model=dataclasses.replace(NO_BATCHNORM.model, sync_batchnorm=True))
         try:
             pretrain(sync, out / "sync", progress=False)
@@ -212,3 +224,14 @@ def test_batched_views_of_a_shard_are_the_global_batch_views_of_those_images():
     with pytest.raises(ValueError, match="rank 2 is not one of the 2 ranks"):
         make(images[:4], step=4, rank=2, world_size=WORLD)
 
+
+
+def test_a_resume_reads_the_checkpoint_on_rank_0_and_every_rank_gets_it(two_ranks):
+    """The two-rank run restarted from its step-2 checkpoint (read by rank 0, broadcast to rank 1) ends with
+    the uninterrupted two-rank run's losses; broadcast_state delivers nested tensors and values intact."""
+    resumed = [line for line in _losses(two_ranks / "resumed") if line["step"] > STEPS // 2]
+    assert resumed == [line for line in _losses(two_ranks / "batched") if line["step"] > STEPS // 2]
+    for rank in range(WORLD):
+        got = torch.load(two_ranks / f"broadcast_{rank}.pt")
+        assert torch.equal(got["weights"], torch.arange(6.0).view(2, 3)) and got["text"] == "x"
+        assert torch.equal(got["nested"]["list"][0], torch.ones(2, dtype=torch.int64)) and got["nested"]["list"][1] == 7
