@@ -61,6 +61,7 @@ def test_writes_a_killed_attempt_left_half_done_are_removed_at_the_next_start(tm
              folder / "features" / ".train.pt.g7h8i9.tmp"]
     for path in stale:
         path.write_bytes(b"half")
-    assert run_job(spec, tmp_path, progress=False)["evaluation"] == {"linear_top1": 0.5}
+    record = run_job(spec, tmp_path, progress=False)
     assert not any(path.exists() for path in stale)
+    assert record["evaluation"] == {"linear_top1": 0.5}  # the finished run's record, nothing retrained
     assert json.loads((folder / "result.json").read_text())["evaluation"] == {"linear_top1": 0.5}

@@ -143,13 +143,13 @@ def test_a_linked_or_copied_run_folder_is_counted_once(study, capsys):
     os.symlink(folder, results / "study" / "linked-run")
     shutil.copytree(folder, results / "study" / f"{specs[0].run_id}-copy")
 
-    records, problems = read_records(results, "study")
-    assert sorted(r["run_id"] for r in records) == sorted(s.run_id for s in specs)
-    assert len(problems) == 2 and all(f"belongs to run {specs[0].run_id}" in p for p in problems)
     assert main(["report", str(path), "--results", str(results)]) == 0
     out = capsys.readouterr().out
     assert _console_n(out) == 2 and "2 of 2 runs have records" in out
     assert f"left out: {results / 'study' / 'linked-run' / 'result.json'}: belongs to run {specs[0].run_id}" in out
+    records, problems = read_records(results, "study")
+    assert sorted(r["run_id"] for r in records) == sorted(s.run_id for s in specs)
+    assert len(problems) == 2 and all(f"belongs to run {specs[0].run_id}" in p for p in problems)
 
 
 def test_another_runs_record_in_a_folder_does_not_make_launch_skip_the_run(study, capsys):

@@ -8,18 +8,20 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from test_launcher import TINY_MANIFEST, snapshot, write_manifest
 
+import slurm.launch
 from evaluation.record import make_record, read_record, record_path, write_record
 from experiments.cli import main
 from experiments.manifest import load_manifest
 from slurm.ledger import update_ledger
 from slurm.plan import plan_launch
 
-REPO = Path(__file__).resolve().parents[2]
 ONE_RUN = TINY_MANIFEST.replace("seed: [0, 1]", "seed: [0]")
 
 
@@ -56,16 +58,34 @@ def _numbers(record: dict) -> dict:
 
 @pytest.mark.slow
 def test_two_launches_of_one_manifest_at_once_train_each_run_once(tmp_path, capsys, monkeypatch, one_thread):
+    """Both launches decide what to run before either submits anything (a barrier after planning), so
+    each plans both runs and starts the same first run: only the lock can keep it to one trainer."""
     path, results = write_manifest(tmp_path), tmp_path / "results"
-    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}  # resources.cpus_per_task decides
-    command = [sys.executable, "-m", "experiments.cli", "launch", str(path), "--results", str(results)]
-    launches = [subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                 text=True) for _ in range(2)]
-    outputs = [launch.communicate(timeout=900)[0] for launch in launches]
-    assert [launch.returncode for launch in launches] == [0, 0], "\n".join(outputs)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # resources.cpus_per_task decides, in every job
+    barrier, plan = threading.Barrier(2, timeout=300), slurm.launch.plan_launch
+
+    def plan_then_wait(*args, **kwargs):
+        decided = plan(*args, **kwargs)
+        barrier.wait()
+        return decided
+
+    monkeypatch.setattr("slurm.launch.plan_launch", plan_then_wait)
+    codes = []
+    launches = [threading.Thread(target=lambda: codes.append(main(["launch", str(path), "--results", str(results)])))
+                for _ in range(2)]
+    launches[0].start()
+    deadline = time.monotonic() + 300
+    while barrier.n_waiting < 1 and time.monotonic() < deadline:  # the second starts once the first has
+        time.sleep(0.05)  # planned, and plans before the first submits anything
+    launches[1].start()
+    for launch in launches:
+        launch.join(900)
+    out = capsys.readouterr().out
+    assert codes == [0, 0], out
+    assert out.count("2 run(s) submitted with the local executor") == 2  # both meant to run both runs
 
     # The same manifest launched once, alone (in this process: the same one thread per run).
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr("slurm.launch.plan_launch", plan)
     alone = tmp_path / "alone"
     assert main(["launch", str(path), "--executor", "debug", "--results", str(alone)]) == 0
     capsys.readouterr()
@@ -78,19 +98,23 @@ def test_two_launches_of_one_manifest_at_once_train_each_run_once(tmp_path, caps
         assert _numbers(record) == _numbers(read_record(record_path(alone, "launcher", spec.run_id)))
 
 
-def test_lejepa_run_on_a_held_run_refuses_naming_the_holder_and_moves_nothing(tmp_path, capsys):
+def test_lejepa_run_on_a_held_run_refuses_naming_the_holder_and_moves_nothing(tmp_path, capsys, one_thread):
     path = write_manifest(tmp_path, ONE_RUN)
     (spec,) = load_manifest(path).runs
-    write_record(tmp_path, make_record(spec, "done", evaluation={"linear_top1": 0.5}))  # a rerun is training
     folder = tmp_path / "launcher" / spec.run_id
     holder = _hold_lock(folder)
+    args = [str(path), "--only", spec.run_id, "--results", str(tmp_path)]
     try:
+        assert main(["run", *args]) == 1  # a first attempt is training: not a second trainer beside it
+        err = capsys.readouterr().err
+        assert f"{spec.run_id} is being trained now by pid {holder.pid} on " in err and "not started again" in err
+        assert [p.name for p in folder.iterdir()] == [".lock"]
+
+        write_record(tmp_path, make_record(spec, "done", evaluation={"linear_top1": 0.5}))  # a rerun is training
         before = snapshot(folder)
-        for force in ([], ["--force"]):
-            assert main(["run", str(path), "--only", spec.run_id, *force, "--results", str(tmp_path)]) == 1
-            err = capsys.readouterr().err
-            assert f"{spec.run_id} is being trained now by pid {holder.pid} on " in err and "not started again" in err
-            assert snapshot(folder) == before  # --force did not move the live trainer's files away
+        assert main(["run", *args, "--force"]) == 1
+        assert f"{spec.run_id} is being trained now by pid {holder.pid} on " in capsys.readouterr().err
+        assert snapshot(folder) == before  # --force did not move the live trainer's files away
     finally:
         holder.kill()
         holder.wait()

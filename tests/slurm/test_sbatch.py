@@ -49,3 +49,15 @@ BAD = ["gpu\nrm -rf ~", "gpu\r\nhostname", "gpu #comment", "a;b", "$(id)", "`id`
 def test_a_value_sbatch_or_the_shell_would_misread_is_refused(key, value):
     with pytest.raises(OptionError, match=f"resources.{key}: .* holds a character sbatch would misread"):
         ResourceSpec(**{key: value})
+
+
+@pytest.mark.parametrize("key, value", list(itertools.product(KEYS, BAD)))
+def test_no_resources_value_adds_a_line_to_the_sbatch_script(tmp_path, monkeypatch, key, value):
+    """Whatever a manifest gives, the script keeps its shape: the value is refused, or it stays on its line."""
+    try:
+        resources = ResourceSpec(**{key: value})
+    except ValueError as error:
+        assert "holds a character sbatch would misread" in str(error)
+        return
+    lines = sbatch_script(resources, tmp_path, monkeypatch).splitlines()
+    assert len(lines) == len(sbatch_script(ResourceSpec(**{key: "x"}), tmp_path, monkeypatch).splitlines())
