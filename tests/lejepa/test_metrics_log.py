@@ -1,6 +1,8 @@
 """metrics.jsonl after a write cut short (a crash or a full disk mid-append): the run resumes, and the log
 reads as one uninterrupted run (issue 16, case 1)."""
 
+import errno
+import io
 import json
 import shutil
 from pathlib import Path
@@ -10,6 +12,8 @@ import torch
 from conftest import make_tiny_spec
 
 from lejepa.checkpoint import checkpoint_paths
+from lejepa.files import DiskFull
+from lejepa.metrics_log import MetricsLog
 from lejepa.train import pretrain
 
 SPEC = make_tiny_spec(train={"max_steps": 6, "checkpoint_every": 3, "log_every": 1})
@@ -60,3 +64,16 @@ def test_a_restart_from_step_zero_does_not_append_onto_a_partial_line(reference,
         _, result = pretrain(SPEC, run_dir, progress=False)
     assert result.final_loss == final_loss
     assert _log(run_dir) == _log(reference_dir)
+
+
+def test_a_full_disk_while_appending_names_the_log(tmp_path, monkeypatch):
+    log = MetricsLog(tmp_path / "metrics.jsonl")
+    log.append({"step": 1, "loss": 1.0})
+
+    class FullDisk(io.StringIO):
+        def write(self, text):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("lejepa.metrics_log.open", lambda *args: FullDisk(), raising=False)
+    with pytest.raises(DiskFull, match=rf"no space left to append to {tmp_path / 'metrics.jsonl'}; free space"):
+        log.append({"step": 2, "loss": 0.5})
