@@ -93,11 +93,12 @@ def _stand_in_job(spec: RunSpec, results_root, progress: bool = True) -> dict:
     return json.loads(_finished(Path(results_root), spec).read_text())
 
 
-@pytest.mark.parametrize("text", ["{not json", "[]", '{"runs": {"x": 5}, "launches": []}'],
+@pytest.mark.parametrize("text", ["{not json", "[]", '{"runs": {"RUN_0": 5}, "launches": []}'],
                          ids=["truncated", "a list", "bad entry"])
 def test_a_damaged_ledger_does_not_block_launch_or_status(study, capsys, monkeypatch, one_thread, text):
     path, results, specs = study
     record_path(results, "study", specs[1].run_id).unlink()  # one run left to launch
+    text = text.replace("RUN_0", specs[0].run_id)
     ledger = ledger_path(results, "study")
     ledger.write_text(text)
     args = [str(path), "--results", str(results)]
