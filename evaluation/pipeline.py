@@ -18,6 +18,7 @@ import torch.distributed as dist
 
 from evaluation.evaluate import evaluate_frozen
 from evaluation.record import (
+    NewerSchema,
     RecordError,
     environment,
     make_record,
@@ -43,9 +44,9 @@ def _previous_record(spec: RunSpec, results_root: Path) -> dict | None:
         return None
     try:
         record = read_record(path, expect_run_id=spec.run_id)
+    except NewerSchema:
+        raise
     except RecordError as error:
-        if "schema" in str(error) and "reads up to" in str(error):
-            raise
         aside = set_aside(path)
         print(f"lejepa: {error}; kept as {aside.name}, the run will write a new record", flush=True)
         return None

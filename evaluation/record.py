@@ -45,6 +45,10 @@ class RecordError(ValueError):
     """A record file that cannot count: unreadable, malformed, of a newer schema, or not the run's own."""
 
 
+class NewerSchema(RecordError):
+    """A record written by a newer lejepa-bench: not readable here, and never to be overwritten."""
+
+
 @dataclass(frozen=True)
 class Record:
     schema: int
@@ -117,7 +121,7 @@ def read_record(path: Path, expect_run_id: str | None = None) -> dict:
     if not isinstance(data, dict):
         raise RecordError(f"{path}: a record is a JSON object, got {type(data).__name__}")
     if isinstance(data.get("schema"), int) and data["schema"] > RECORD_SCHEMA:
-        raise RecordError(f"{path} has schema {data['schema']}; this lejepa-bench reads up to {RECORD_SCHEMA}: "
+        raise NewerSchema(f"{path} has schema {data['schema']}; this lejepa-bench reads up to {RECORD_SCHEMA}: "
                           f"report it with the newer version that wrote it")
     wrong = [key for key, kind in _TYPES.items() if not isinstance(data.get(key), kind)]
     if wrong or data["status"] not in STATUSES:

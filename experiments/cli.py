@@ -132,7 +132,8 @@ def cmd_launch(args) -> int:
     plan, outcome = launch(manifest.name, specs, results_root, source=str(manifest.path), executor=args.executor,
                            force=args.force, parallelism=args.parallelism)
     print(f"{manifest.name}: {len(outcome.submitted)} run(s) submitted with the {args.executor} executor, "
-          f"{len(plan.done)} already done (skipped), {len(plan.live)} still queued or running (skipped)")
+          f"{len(plan.done)} already done (skipped), {len(plan.live)} still queued or running (skipped)"
+          + (f", {len(plan.kept)} with a record of a newer schema (skipped)" if plan.kept else ""))
     if outcome.submitted:
         print(f"GPU-hours requested (upper bound from time limits): {gpu_hours(plan.to_run):.1f}")
     if args.executor == "slurm" and outcome.submitted:
@@ -161,18 +162,28 @@ def _fit_to_cluster(specs: list, cluster: str | None) -> list:
 
 def cmd_run(args) -> int:
     from evaluation.pipeline import run_job
+    from lejepa.run_lock import is_locked
     from slurm.job import limit_threads
-    from slurm.plan import run_status, set_aside_previous
+    from slurm.plan import record_state, set_aside_previous
 
     manifest = load_manifest(args.manifest, args.overrides)
     spec = find_run(manifest, args.only)
     _require_data(manifest, [spec])
     results_root = _results_root(args)
-    if run_status(results_root, spec.experiment, spec.run_id) == "done":
-        if not args.force:
+    holder = is_locked(results_root / spec.experiment / spec.run_id)
+    if holder:  # checked before --force could move a live trainer's files away
+        print(f"{spec.run_id} is being trained now by {holder} (it holds the run folder's lock): not started "
+              f"again. Wait for it (`lejepa status {args.manifest}`), or stop that process first", file=sys.stderr)
+        return EXIT_FAILED
+    status, problem = record_state(results_root, spec.experiment, spec.run_id)
+    if status in ("done", "newer"):
+        if not args.force and status == "done":
             print(f"{spec.run_id} is already done ({results_root / spec.experiment / spec.run_id}); "
                   f"--force reruns it from scratch")
             return EXIT_OK
+        if not args.force:
+            print(f"not run: {problem}; --force reruns it (the record is moved aside, kept)", file=sys.stderr)
+            return EXIT_FAILED
         print(f"--force: earlier outputs moved to {set_aside_previous(results_root, spec)}")
     limit_threads(spec)  # the same CPU threads as the launched job: the same numbers
     try:

@@ -13,6 +13,7 @@ file in a results folder (or a `model.init_from` source) cannot run code when it
 from __future__ import annotations
 
 import os
+import pickle
 import re
 import threading
 import warnings
@@ -111,7 +112,13 @@ def load_final_weights(run_dir: Path, run_id: str) -> dict | None:
 
 def load_state(path: Path) -> dict:
     """A checkpoint's contents, refusing anything but tensors and plain values (no code runs on load)."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        # torch's text suggests weights_only=False, which is exactly what must not be done with such a file.
+        needs = next((line.strip() for line in str(error).splitlines() if "GLOBAL" in line), str(error)[:200])
+        raise ValueError(f"it holds Python objects that only code could rebuild, not just tensors and plain "
+                         f"values ({needs}); refused without running anything (a crafted or foreign file?)") from None
     if not isinstance(state, dict) or "step" not in state:
         raise ValueError("not a lejepa-bench checkpoint (no 'step')")
     return state

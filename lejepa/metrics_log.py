@@ -7,11 +7,12 @@ neither a partial line nor lines from after the checkpoint survive into the resu
 
 from __future__ import annotations
 
+import errno
 import json
 import warnings
 from pathlib import Path
 
-from lejepa.files import atomic_write_text
+from lejepa.files import DiskFull, atomic_write_text
 
 
 def read_metrics(path: Path) -> list[dict]:
@@ -46,6 +47,14 @@ class MetricsLog:
         atomic_write_text(self.path, "".join(json.dumps(line) + "\n" for line in kept))
 
     def append(self, values: dict) -> None:
-        if self.enabled:
+        if not self.enabled:
+            return
+        try:
             with open(self.path, "a") as f:
                 f.write(json.dumps(values) + "\n")
+        except OSError as error:
+            if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise DiskFull(error.errno, f"no space left to append to {self.path}; free space (or move the results "
+                                        f"folder), then relaunch: the run resumes from its newest checkpoint and "
+                                        f"the log's partial line is dropped") from error

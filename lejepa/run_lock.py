@@ -14,6 +14,7 @@ import errno
 import fcntl
 import json
 import os
+import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,19 +34,31 @@ def _holder(path: Path) -> str:
         return "another process"
 
 
+def _take(handle, tries: int = 20, wait_s: float = 0.05) -> bool:
+    """The exclusive lock, or False when a live process keeps it. `is_locked` (`lejepa status`, a launch's
+    plan) holds a shared lock for an instant: a trainer starting at that instant retries for up to a
+    second rather than taking a reader for a trainer."""
+    for attempt in range(tries):
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except OSError as error:
+            if error.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+        if attempt + 1 < tries:
+            time.sleep(wait_s)
+    return False
+
+
 @contextlib.contextmanager
 def run_lock(run_dir: Path) -> Iterator[None]:
     """Hold the run's lock inside the block; RunLocked at once if a live process holds it."""
     path = Path(run_dir) / LOCK_NAME
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as error:
-            if error.errno not in (errno.EAGAIN, errno.EACCES):
-                raise
+        if not _take(handle):
             raise RunLocked(f"run folder {run_dir} is in use by {_holder(path)}: that process is training this "
-                            f"run now; wait for it, or stop it to train here") from None
+                            f"run now; wait for it, or stop it to train here")
         handle.seek(0)
         handle.truncate()
         handle.write(json.dumps({"pid": os.getpid(), "host": os.uname().nodename,

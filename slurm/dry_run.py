@@ -16,7 +16,8 @@ def text_table(header: list[str], rows: list[list[str]]) -> str:
 
 def describe_dry_run(experiment: str, specs: list[RunSpec], plan: LaunchPlan, *, source: str, description: str,
                      results_root: Path, executor: str, parallelism: int | None) -> str:
-    skip = {s.run_id: "done (skip)" for s in plan.done} | {k: f"{v[0]} (skip)" for k, v in plan.live.items()}
+    skip = ({s.run_id: "done (skip)" for s in plan.done} | {k: f"{v[0]} (skip)" for k, v in plan.live.items()}
+            | {k: "newer record (skip)" for k in plan.kept} | {k: "to run (record unusable)" for k in plan.unusable})
     lines = [f"manifest {source}: experiment '{experiment}'" + (f" - {description.strip()}" if description.strip() else "")]
     rows = [[spec.run_id, spec.method_name, spec.data.name, spec.model.arch, str(spec.seed),
              skip.get(spec.run_id, "to run")] for spec in specs]
@@ -31,6 +32,9 @@ def describe_dry_run(experiment: str, specs: list[RunSpec], plan: LaunchPlan, *,
     for resources, group in group_by_resources(plan.to_run or specs):
         lines.append(f"  {len(group)} task(s), {gpu_hours(group):.1f} GPU-hours: "
                      f"{sbatch_flags(sbatch_parameters(resources, experiment, cap), len(group))}")
+    lines += [f"record does not count, the run goes again (the file is set aside, kept): {why}"
+              for why in plan.unusable.values()]
+    lines += [f"not run: {why}" for why in plan.kept.values()]
     lines += _weight_sources(specs, results_root)
     if executor != "slurm":
         lines.append(f"executor {executor}: {parallelism or 1} run(s) at a time on this machine")

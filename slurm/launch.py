@@ -54,6 +54,10 @@ def launch(experiment: str, specs: list[RunSpec], results_root: Path, *, source:
     `source` names the manifest in messages."""
     results_root = Path(results_root)
     plan = plan_launch(experiment, specs, results_root, force)
+    for why in plan.unusable.values():
+        echo(f"record does not count, the run goes again (the file is set aside, kept): {why}")
+    for why in plan.kept.values():
+        echo(f"not run: {why}")
     check_executor(source or experiment, executor, plan.to_run)
     check_transfer_sources(results_root, plan.to_run)
     outcome = LaunchOutcome()

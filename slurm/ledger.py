@@ -36,13 +36,19 @@ def read_ledger(results_root: Path, experiment: str) -> dict:
         return {"runs": {}, "launches": []}
     try:
         ledger = json.loads(path.read_text())
-        if not isinstance(ledger, dict) or not isinstance(ledger.get("runs"), dict):
-            raise ValueError("not a ledger (no 'runs' mapping)")  # noqa: TRY004  caught just below
+        if not _well_formed(ledger):
+            raise ValueError("not a ledger (a 'runs' mapping of job entries and a 'launches' list)")
     except (ValueError, OSError) as error:
         warnings.warn(f"{path} is unreadable ({error}); its job entries are ignored (records still count)",
                       stacklevel=2)
         return {"runs": {}, "launches": [], "unreadable": str(path)}
     return ledger
+
+
+def _well_formed(ledger) -> bool:
+    return (isinstance(ledger, dict) and isinstance(ledger.get("runs"), dict)
+            and isinstance(ledger.get("launches", []), list)
+            and all(isinstance(entry, dict) and isinstance(entry.get("job_id"), str) for entry in ledger["runs"].values()))
 
 
 @contextmanager

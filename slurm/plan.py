@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from evaluation.record import RecordError, read_record, record_path, run_dir
+from evaluation.record import NewerSchema, RecordError, read_record, record_path, run_dir
 from lejepa.spec import RunSpec
 from slurm.queue import live_jobs
 
@@ -22,18 +22,28 @@ class LaunchPlan:
     to_run: list[RunSpec]
     done: list[RunSpec] = field(default_factory=list)
     live: dict[str, tuple[str, str]] = field(default_factory=dict)  # run_id -> (state, detail)
+    unusable: dict[str, str] = field(default_factory=dict)  # run_id -> why its record does not count (it runs)
+    kept: dict[str, str] = field(default_factory=dict)  # run_id -> its record is of a newer schema (not run)
+
+
+def record_state(results_root: Path, experiment: str, run_id: str) -> tuple[str | None, str | None]:
+    """(the status the run's record says, None); (None, None) without a record; ("newer", why) for a record
+    of a newer schema (never overwritten), ("unreadable", why) for one that is damaged or not this run's
+    (the run is treated as not done)."""
+    path = record_path(results_root, experiment, run_id)
+    if not path.exists():
+        return None, None
+    try:
+        return read_record(path, expect_run_id=run_id)["status"], None
+    except NewerSchema as error:
+        return "newer", str(error)
+    except RecordError as error:
+        return "unreadable", str(error)
 
 
 def run_status(results_root: Path, experiment: str, run_id: str) -> str | None:
-    """The status the run's record says; None without a record; "unreadable" for a record that is damaged,
-    of a newer schema, or not this run's (never overwritten blindly: the run is treated as not done)."""
-    path = record_path(results_root, experiment, run_id)
-    if not path.exists():
-        return None
-    try:
-        return read_record(path, expect_run_id=run_id)["status"]
-    except (RecordError, OSError):
-        return "unreadable"
+    """The status the run's record says; None without a record; "newer" or "unreadable" (record_state)."""
+    return record_state(results_root, experiment, run_id)[0]
 
 
 def source_status(results_root: Path, reference: str) -> str:
@@ -43,16 +53,23 @@ def source_status(results_root: Path, reference: str) -> str:
 
 
 def plan_launch(experiment: str, specs: list[RunSpec], results_root: Path, force: bool = False) -> LaunchPlan:
-    """Which runs a launch would submit: not done (or all, with force) and not queued or running."""
+    """Which runs a launch would submit: not done (or all, with force) and not queued or running. A run
+    whose record file does not count goes again (and the plan says why); one whose record is of a newer
+    schema is left alone unless forced (--force moves the record aside, kept)."""
     live = live_jobs(results_root, experiment, [s.run_id for s in specs])
     plan = LaunchPlan(to_run=[])
     for spec in specs:
+        status, problem = record_state(results_root, experiment, spec.run_id)
         if spec.run_id in live:
             plan.live[spec.run_id] = live[spec.run_id]
-        elif run_status(results_root, experiment, spec.run_id) == "done" and not force:
+        elif status == "newer" and not force:
+            plan.kept[spec.run_id] = f"{problem}; --force reruns it (the record is moved aside, kept)"
+        elif status == "done" and not force:
             plan.done.append(spec)
         else:
             plan.to_run.append(spec)
+            if status == "unreadable":
+                plan.unusable[spec.run_id] = problem
     return plan
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from evaluation.record import RecordError, read_record, record_path, run_dir
+from evaluation.record import NewerSchema, RecordError, read_record, record_path, run_dir
 from lejepa.metrics_log import read_metrics
 from lejepa.spec import RunSpec
 from slurm.ledger import read_ledger
@@ -29,10 +29,14 @@ def _last_metrics(results_root: Path, spec: RunSpec) -> str:
 
 
 # What a job's log says when something outside the run ended it (SLURM and the kernel's words).
-_ENDINGS = (("oom", "killed for using too much memory (raise resources.mem_gb)"),
-            ("out of memory", "killed for using too much memory (raise resources.mem_gb)"),
+# Markers are whole phrases: a bare "oom" would match ordinary words, and a CUDA "out of memory" is a crash
+# (with a failed record), not a kill.
+_ENDINGS = (("oom-kill", "killed for using too much memory (raise resources.mem_gb)"),
+            ("oom_kill", "killed for using too much memory (raise resources.mem_gb)"),
+            ("out-of-memory", "killed for using too much memory (raise resources.mem_gb)"),
             ("due to time limit", "stopped at its time limit (raise resources.time_min)"),
-            ("cancelled", "cancelled (scancel)"), ("killed", "killed by a signal"))
+            ("due to node fail", "its node failed (relaunch to resume from the newest checkpoint)"),
+            ("cancelled at", "cancelled (scancel)"), ("killed", "killed by a signal"))
 
 
 def ended_without_record(path: str | None) -> str:
@@ -74,6 +78,8 @@ def collect_status(experiment: str, specs: list[RunSpec], results_root: Path) ->
 def _state_from_record(spec: RunSpec, path: Path, log: str | None) -> RunState:
     try:
         record = read_record(path, expect_run_id=spec.run_id)
+    except NewerSchema as error:  # not this version's to judge (or to overwrite)
+        return RunState(spec, "unknown", str(error), log)
     except (RecordError, OSError) as error:
         return RunState(spec, "failed", f"record unusable: {error}", log)
     status, seconds = record["status"], None

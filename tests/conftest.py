@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import textwrap
 from pathlib import Path
 
@@ -41,6 +42,18 @@ def make_tiny_spec(**sections) -> RunSpec:
 @pytest.fixture
 def tiny_spec():
     return make_tiny_spec
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for a test that trains: a model this small runs fastest so, and far faster than on
+    two threads of a busy machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def write_manifest(folder: Path, text: str, name: str = "manifest") -> Path:
@@ -85,3 +98,21 @@ def synthetic_record(dataset: str = "fashion_mnist", method: dict | None = None,
                 "knn_top1@10": knn, "knn_top1@20": knn} if done else {}
     return make_record(spec, status, pretrain=pretrain, evaluation={**measured, **(evaluation or {})},
                        reason=None if done else "synthetic failure", env={"device": "cpu", "world_size": 1})
+
+
+class _RunsAShellCommand:
+    """Pickles as a call to os.system: loading it the unsafe way (weights_only=False) runs the command."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def write_crafted_checkpoint(path: Path, marker: Path, run_id: str = "run", step: int = 3) -> None:
+    """A checkpoint-shaped file that runs `touch marker` when unpickled without weights_only."""
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"run_id": run_id, "step": step, "payload": _RunsAShellCommand(marker)}, path)

@@ -10,12 +10,13 @@ import textwrap
 
 import pytest
 import torch
-from conftest import make_tiny_spec, manifest_problems, write_manifest
+from conftest import make_tiny_spec, manifest_problems, write_crafted_checkpoint, write_manifest
 
 from evaluation.pipeline import run_job
 from evaluation.record import make_record, read_record, record_path, write_record
 from experiments.cli import main
 from experiments.manifest import load_manifest
+from lejepa.checkpoint import CheckpointError
 
 SOURCE = """\
 name: tiny-source
@@ -162,7 +163,8 @@ def test_a_transfer_run_evaluates_the_sources_final_weights_and_records_where_fr
     record = run_job(transfer, results, progress=False)
     assert record["status"] == "done" and record["pretrain"] == {}  # nothing was trained
     assert record["evaluation"]["transfer_from"] == {"dataset": "digits", "experiment": "tiny",
-                                                      "run_id": source.run_id, "step": 3}
+                                                      "run_id": source.run_id, "step": 3,
+                                                      "pretrain_epochs": source.train.epochs}
     # The same weights on the same data under the same protocol: the very same numbers.
     assert _eval_numbers(record) == _eval_numbers(source_record)
     assert read_record(record_path(results, "tiny-transfer", transfer.run_id)) == record
@@ -178,3 +180,19 @@ def test_a_transfer_run_fails_with_a_message_until_its_source_is_done(finished_s
     assert failed["status"] == "failed" and "Launch the manifest of experiment 'tiny' first" in failed["reason"]
     with pytest.raises(RuntimeError, match="cannot hold the source's weights: model: source"):
         run_job(transfer_of(source, proj_dim=32), results, progress=False)
+
+
+def test_a_crafted_init_from_checkpoint_runs_nothing_and_the_run_fails_naming_it(tmp_path):
+    """model.init_from loads another run's checkpoint: a crafted one there must not run code either."""
+    source = make_tiny_spec()
+    write_record(tmp_path, make_record(source, "done"))
+    marker = tmp_path / "code-ran"
+    crafted = tmp_path / "tiny" / source.run_id / "ckpt" / "step_00000006.pt"
+    write_crafted_checkpoint(crafted, marker, run_id=source.run_id, step=6)
+    with pytest.warns(UserWarning, match="only code could rebuild"), \
+            pytest.raises(CheckpointError, match=r"no readable checkpoint in .*step_00000006\.pt\.corrupt"):
+        run_job(transfer_of(source), tmp_path, progress=False)
+    assert not marker.exists()
+    assert crafted.with_name("step_00000006.pt.corrupt").is_file()
+    failed = read_record(record_path(tmp_path, "tiny-transfer", transfer_of(source).run_id))
+    assert failed["status"] == "failed" and "step_00000006.pt.corrupt could not be loaded" in failed["reason"]
