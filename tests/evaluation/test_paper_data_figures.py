@@ -126,14 +126,14 @@ def test_fig8_means_over_seeds_per_lambda_and_views_beside_table_7():
                                  epochs=400, local_views=2))  # 2 + 2 local: not the same V as 4 global
     drawn = draw("fig8", runs)
     ax = drawn.figures.axes[0]
-    ours = [c for c in ax.containers if c.get_label() == "V = 4"][0].lines[0]  # the errorbar's data line
+    ours = next(c for c in ax.containers if c.get_label() == "V = 4").lines[0]  # the errorbar's data line
     assert list(ours.get_xdata()) == [0.01, 0.05] and list(ours.get_ydata()) == pytest.approx([81.0, 85.0])
-    paper = [line for line in ax.get_lines() if line.get_label() == "V = 4, paper (Table 7)"][0]
+    paper = next(line for line in ax.get_lines() if line.get_label() == "V = 4, paper (Table 7)")
     table7 = {(e["config"]["method.lamb"], e["config"]["views.global_views"]): e["value"]
               for e in load_paper_numbers()["entries"] if "Table 7" in e["source"]}
     assert list(paper.get_ydata()) == pytest.approx([table7[(0.01, 4)], table7[(0.05, 4)]])
     assert "V = 4: best 85.00 % at lambda 0.05" in drawn.caption
-    other = [c for c in ax.containers if c.get_label() == "V = 2 global + 2 local"][0].lines[0]
+    other = next(c for c in ax.containers if c.get_label() == "V = 2 global + 2 local").lines[0]
     assert list(other.get_ydata()) == pytest.approx([50.0])
     assert "a suite study, not the paper's setting (the paper's runs are manifest paper/table7)" in drawn.caption
     for run in runs:
@@ -169,7 +169,7 @@ def test_fig12_few_shot_curves_with_all_at_the_right_beside_table_3():
     assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "10", "all"]
     frozen = {e["protocol"]["shots"]: e["value"] for e in load_paper_numbers()["entries"]
               if e["source"].startswith("paper Table 3 (frozen backbone, ResNet-18,")}
-    paper = [line for line in ax.get_lines() if "paper" in line.get_label()][0]
+    paper = next(line for line in ax.get_lines() if "paper" in line.get_label())
     assert list(paper.get_ydata()) == pytest.approx([frozen[1], frozen[10], frozen[None]])
     assert "galaxy10_decals resnet18: 1: 31.0 %, 10: 51.0 %, all: 76.0 %" in drawn.caption
     with pytest.raises(SkipFigure, match="evaluation.few_shot"):
