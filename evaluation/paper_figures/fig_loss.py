@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+from matplotlib.ticker import NullFormatter
 from scipy.stats import spearmanr
 
 from evaluation.accuracies import metrics_accuracy, probe_accuracy, probe_label, probe_of
@@ -191,9 +192,10 @@ def _plane(ax, runs: list[dict], probe: str, title: str) -> None:
     accuracy = np.array([probe_accuracy(r, probe) * 100 for r in runs])
     points = ax.scatter(pred, sigreg, c=accuracy, cmap="viridis")
     ax.figure.colorbar(points, ax=ax, label=f"{probe_label(probe)} (%)")
-    for values, axis in ((pred, "x"), (sigreg, "y")):
+    for values, set_scale, axis in ((pred, ax.set_xscale, ax.xaxis), (sigreg, ax.set_yscale, ax.yaxis)):
         if values.min() > 0 and values.max() / values.min() > 10:
-            (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+            set_scale("log")
+            axis.set_minor_formatter(NullFormatter())  # labels between decades crowd each other
     ax.set_xlabel("final prediction loss")
     ax.set_ylabel("final SIGReg loss")
     ax.set_title(title, fontsize="small")

@@ -15,7 +15,14 @@ from matplotlib.patches import Patch
 
 from evaluation.accuracies import few_shot_accuracies, probe_accuracy, probe_label, probe_of
 from evaluation.paper_figures.registry import Drawn, SkipFigure, data_figure, new_figure
-from evaluation.paper_figures.study import finished, largest_group, panels, paper_value, source_text
+from evaluation.paper_figures.study import (
+    finished,
+    frontier_curves,
+    largest_group,
+    panels,
+    paper_value,
+    source_text,
+)
 from evaluation.rows import describe
 from lejepa.architectures import family_of
 
@@ -132,7 +139,8 @@ def _shots_curve(runs: list[dict], probe: str) -> dict[int | str, tuple[float, f
 @data_figure("fig12", "Galaxy10 accuracy by samples per class",
              "In-domain LeJEPA's frozen linear probe on Galaxy10 by number of labelled samples per class, one "
              "curve per backbone, 'all' at the right; the paper's frozen numbers (Table 3) as open markers "
-             "where the run matches them (paper Fig. 12 and Table 3).", manifest="paper/table3")
+             "where the run matches them, and its frozen frontier models (DINOv2, DINOv3) dotted (paper "
+             "Fig. 12 and Table 3).", manifest="paper/table3")
 def fig12(records: list[dict]) -> Drawn:
     runs = [r for r in finished(records) if few_shot_accuracies(r)]
     if not runs:
@@ -162,6 +170,10 @@ def fig12(records: list[dict]) -> Drawn:
                         color=colour, label=f"{arch}, paper (Table 3, frozen)")
             parts.append(f"{dataset} {arch}: " + ", ".join(
                 f"{k}: {curve[k][0]:.1f} %" for k in keys))
+        for label, values in sorted(frontier_curves(dataset).items()):
+            keys = [k for k in [*all_shots, None] if k in values]
+            ax.plot([all_x if k is None else k for k in keys], [values[k] for k in keys], linestyle=":",
+                    color="0.4", marker="s", markersize=3, label=f"{label}, paper (frozen, transfer)")
         ax.set_xscale("log")
         ax.set_xticks([*all_shots, all_x], [*map(str, all_shots), ALL])
         ax.set_xlabel("labelled samples per class")

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from matplotlib.figure import Figure
 
 from evaluation.paper_figures.registry import SkipFigure, new_figure
-from evaluation.references import load_paper_numbers, match_reference
+from evaluation.references import canonical_dataset, load_paper_numbers, match_reference
 from evaluation.rows import describe
 
 PAPER_PREFIX = "paper-"  # experiments/paper/<name>.yaml names its experiment paper-<name>
@@ -75,3 +75,20 @@ def paper_value(row: dict, shots: int | None = None) -> float | None:
                             epochs=row.get("pretrain_epochs"), protocol="linear", shots=shots, config=row,
                             roles=("paper",))
     return None if entry is None or "value" not in entry else float(entry["value"])
+
+
+FRONTIER = ("dinov2", "dinov3")  # the pretrained models the paper compares in-domain LeJEPA with (Table 3)
+
+
+def frontier_curves(dataset: str) -> dict[str, dict[int | None, float]]:
+    """The paper's frozen-linear numbers of frontier models transferred to `dataset`, {arch label: {shots
+    (None: all labels): percent}} (evaluation/paper_numbers.yaml; Table 3 for Galaxy10)."""
+    curves: dict[str, dict[int | None, float]] = {}
+    for entry in load_paper_numbers()["entries"]:
+        protocol = entry.get("protocol") or {}
+        if (entry.get("role") == "paper" and entry.get("method") in FRONTIER and "value" in entry
+                and protocol.get("eval") == "frozen_linear"
+                and canonical_dataset(entry.get("dataset")) == canonical_dataset(dataset)):
+            label = (entry.get("arch") or {}).get("label") or entry["method"]
+            curves.setdefault(label, {})[protocol.get("shots")] = float(entry["value"])
+    return curves

@@ -169,8 +169,13 @@ def test_fig12_few_shot_curves_with_all_at_the_right_beside_table_3():
     assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "10", "all"]
     frozen = {e["protocol"]["shots"]: e["value"] for e in load_paper_numbers()["entries"]
               if e["source"].startswith("paper Table 3 (frozen backbone, ResNet-18,")}
-    paper = next(line for line in ax.get_lines() if "paper" in line.get_label())
+    paper = next(line for line in ax.get_lines() if line.get_label() == "resnet18, paper (Table 3, frozen)")
     assert list(paper.get_ydata()) == pytest.approx([frozen[1], frozen[10], frozen[None]])
+    dinov2 = {e["protocol"]["shots"]: e["value"] for e in load_paper_numbers()["entries"]
+              if e["source"].startswith("paper Table 3 (frozen backbone, DINOv2 Small,")}
+    frontier = next(line for line in ax.get_lines() if line.get_label().startswith("DINOv2 Small"))
+    assert list(frontier.get_xdata()) == [1, 10, 100]
+    assert list(frontier.get_ydata()) == pytest.approx([dinov2[1], dinov2[10], dinov2[None]])
     assert "galaxy10_decals resnet18: 1: 31.0 %, 10: 51.0 %, all: 76.0 %" in drawn.caption
     with pytest.raises(SkipFigure, match="evaluation.few_shot"):
         draw("fig12", eq8_runs())
