@@ -23,7 +23,7 @@ from evaluation.paper_figures.study import (
     paper_value,
     source_text,
 )
-from evaluation.rows import describe
+from evaluation.rows import describe, varying_keys
 from lejepa.architectures import family_of
 
 
@@ -51,7 +51,11 @@ def fig8(records: list[dict]) -> Drawn:
     runs = [r for r in runs if probe_accuracy(r, probe) is not None]
     if not runs:
         raise SkipFigure("no finished run has method.lamb and a probe accuracy")
-    runs, group = largest_group(runs, ("dataset", "method", "arch", "pretrain_epochs"))
+    # one curve point is a mean over seeds only: every other swept setting (lr, epochs, ...) is held at the
+    # values of the largest group
+    held = [k for k in varying_keys([describe(r) for r in runs], [])
+            if k != "spec.method.lamb" and not k.startswith("spec.views.")]
+    runs, group = largest_group(runs, ("dataset", "method", "arch", "pretrain_epochs", *held))
     cells: dict[tuple[tuple[int, int], float], list[dict]] = {}
     for r in runs:
         cells.setdefault((views_of(r), float(r["spec"]["method"]["lamb"])), []).append(r)

@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 
 from evaluation.paper_figures.registry import SkipFigure, new_figure
 from evaluation.references import canonical_dataset, load_paper_numbers, match_reference
-from evaluation.rows import describe
+from evaluation.rows import describe, display_name
 
 PAPER_PREFIX = "paper-"  # experiments/paper/<name>.yaml names its experiment paper-<name>
 
@@ -48,7 +48,9 @@ def largest_group(records: list[dict], keys: tuple[str, ...]) -> tuple[list[dict
     counts = Counter(tuple(row.get(k) for k in keys) for row in rows)
     chosen = max(counts, key=lambda combo: (counts[combo], "lejepa" in combo, str(combo)))
     kept = [r for r, row in zip(records, rows) if tuple(row.get(k) for k in keys) == chosen]
-    note = ", ".join(str(v) for v in chosen if v is not None)
+    named = [str(v) if k in ("dataset", "method", "arch") else f"{display_name(k)} = {v}"
+             for k, v in zip(keys, chosen) if v is not None]
+    note = ", ".join(named)
     if len(counts) > 1:
         note += f" (the most runs; {len(counts) - 1} other combination(s) not drawn)"
     return kept, note

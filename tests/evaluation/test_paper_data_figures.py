@@ -124,6 +124,11 @@ def test_fig8_means_over_seeds_per_lambda_and_views_beside_table_7():
             runs.append(run)
     runs.append(synthetic_record("imagenet100", {"name": "lejepa", "lamb": 0.05}, "resnet50", 0, 0.5,
                                  epochs=400, local_views=2))  # 2 + 2 local: not the same V as 4 global
+    other_lr = synthetic_record("imagenet100", {"name": "lejepa", "lamb": 0.01}, "resnet50", 5, 0.1, epochs=400,
+                                local_views=0)
+    other_lr["spec"]["views"]["global_views"] = 4
+    other_lr["spec"]["train"]["lr"] = 1e-2  # another setting: left out, not averaged in as a seed
+    runs.append(other_lr)
     drawn = draw("fig8", runs)
     ax = drawn.figures.axes[0]
     ours = next(c for c in ax.containers if c.get_label() == "V = 4").lines[0]  # the errorbar's data line
@@ -133,6 +138,7 @@ def test_fig8_means_over_seeds_per_lambda_and_views_beside_table_7():
               for e in load_paper_numbers()["entries"] if "Table 7" in e["source"]}
     assert list(paper.get_ydata()) == pytest.approx([table7[(0.01, 4)], table7[(0.05, 4)]])
     assert "V = 4: best 85.00 % at lambda 0.05" in drawn.caption
+    assert "train.lr = 0.0005 (the most runs; 1 other combination(s) not drawn)" in drawn.caption
     other = next(c for c in ax.containers if c.get_label() == "V = 2 global + 2 local").lines[0]
     assert list(other.get_ydata()) == pytest.approx([50.0])
     assert "a suite study, not the paper's setting (the paper's runs are manifest paper/table7)" in drawn.caption
