@@ -10,6 +10,7 @@ import logging
 from pathlib import Path
 
 from evaluation import figures
+from evaluation.selection import select_runs, selection_lines
 from evaluation.tables import write_tables
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ def write_report(manifest_name: str, records: list[dict], out_dir: Path,
               if p.suffix == ".png"]
     if skipped:
         lines += ["", "## Skipped figures", ""] + [f"- {name}: {why}" for name, why in skipped.items()]
+    lines += ["", "## Label-free model selection (paper Eq. 8)", "", *selection_lines(select_runs(records))]
     index.write_text("\n".join(lines) + "\n")
     for name, why in skipped.items():
         log.info("figure %s skipped: %s", name, why)
@@ -51,6 +53,7 @@ def report_study(experiment: str, run_ids: list[str], results_root: Path, out_di
     if not records:
         return False
     echo(format_console_table(records))
+    echo("\nLabel-free model selection (paper Eq. 8):\n" + "\n".join(selection_lines(select_runs(records))))
     for path in write_report(experiment, records, out_dir or Path(results_root) / experiment):
         echo(f"wrote {path}")
     ignored = len(found) - len(records)

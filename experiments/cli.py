@@ -8,7 +8,8 @@ calls the module that does the work; nothing else happens here.
     lejepa report MANIFEST [key=value ...] [--results DIR] [--out DIR]                  evaluation/report.py
     lejepa list datasets|architectures|methods                                          the registries
     lejepa describe method|dataset NAME                                                 experiments/describe.py
-    lejepa figures list | paper [--only fig5,...] [--out DIR]                            evaluation/paper_figures/
+    lejepa figures list | paper [--only fig5,...] [--out DIR] [--records MANIFEST ...] [--results DIR]
+                   [--checkpoint RUN_DIR]                                               evaluation/paper_figures/
 
 Exit codes: 0 fine; 1 some run failed; 2 bad input (manifest, override, command line, missing data, an
 executor that cannot host the runs). Bad input prints what is wrong, where and how to fix it, never a
@@ -72,6 +73,13 @@ def _parser() -> argparse.ArgumentParser:
     figures.add_argument("--only", default=None, metavar="ID,...", help="only these figures (e.g. fig5,fig20)")
     figures.add_argument("--out", type=Path, default=Path("results/paper_figures"),
                          help="output folder (default results/paper_figures)")
+    figures.add_argument("--records", action="append", default=[], metavar="MANIFEST",
+                         help="draw the data figures from this manifest's records (repeatable: the records "
+                              "of every one given are pooled; e.g. loss_accuracy_cpu, paper/table7)")
+    figures.add_argument("--results", type=Path, default=None,
+                         help="results root the records are read from (default: $LEJEPA_RESULTS, else ./results)")
+    figures.add_argument("--checkpoint", type=Path, default=None, metavar="RUN_DIR",
+                         help="a ViT run folder (results/EXPERIMENT/RUN_ID) or checkpoint file, for fig14")
     return parser
 
 
@@ -266,20 +274,41 @@ def cmd_describe(args) -> int:
 
 
 def cmd_figures(args) -> int:
-    from evaluation.paper_figures import main_list, main_paper
+    from evaluation.paper_figures import main_list, write_paper_figures
+    from evaluation.paper_figures.data_figures import figure_inputs
 
     if args.action == "list":
         print(main_list())
         return EXIT_OK
     only = [name.strip() for name in args.only.split(",") if name.strip()] if args.only else None
+    results_root = _results_root(args)
+    records = _study_records(args.records, results_root)
+    records_by_figure, options = figure_inputs(records, results_root if args.records else None, args.checkpoint)
     try:
-        paths = main_paper(args.out, only)
+        paths = write_paper_figures(args.out, only, records_by_figure, options)
     except ValueError as error:  # an unknown figure id: the message lists the known ones
         print(f"lejepa figures: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     for path in paths:
         print(f"wrote {path}")
     return EXIT_OK
+
+
+def _study_records(manifests: list[str], results_root: Path) -> list[dict]:
+    """The records of each manifest's current runs under results_root, pooled; unusable files named."""
+    from evaluation.record import read_records
+
+    pooled: list[dict] = []
+    for name in manifests:
+        manifest = load_manifest(name)
+        found, problems = read_records(results_root, manifest.name)
+        for problem in problems:
+            print(f"left out: {problem}", file=sys.stderr)
+        wanted = {spec.run_id for spec in manifest.runs}
+        kept = [r for r in found if r["run_id"] in wanted]
+        print(f"{name}: {len(kept)} of {len(wanted)} runs have records in {results_root / manifest.name}")
+        pooled += kept
+    return pooled
 
 
 COMMANDS = {"launch": cmd_launch, "run": cmd_run, "status": cmd_status, "report": cmd_report, "list": cmd_list,

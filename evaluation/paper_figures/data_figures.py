@@ -1,49 +1,32 @@
-"""The paper's figures drawn from training runs, listed so that `lejepa figures list` says what each needs.
+"""The paper's figures drawn from training runs: importing this module registers them.
 
-None is drawn by this module yet: each is registered with planned_data_figure and reported skipped, with
-the reason, by `lejepa figures paper`. A drawn one replaces its entry with
-`@data_figure(id, title, about, manifest=...)` on a draw(records, **options) -> Drawn.
+- fig_loss.py: Figs. 1a, 19 and 19b (training loss vs accuracy, across runs and along checkpoints), 10 and 21
+  (SIGReg vs prediction loss coloured by accuracy), 11 (Spearman rho against loss / lambda^alpha, Eq. 8);
+- fig_sweeps.py: Figs. 8 (lambda x views, Table 7), 9 (architectures), 12 (accuracy by samples per class);
+- fig_patch_pca.py: Fig. 14 (PCA of a ViT checkpoint's patch features as RGB).
+
+Data figures take the records of a manifest (`lejepa figures paper --records MANIFEST`); each caption says
+whether they are the paper's setting (a manifest under experiments/paper/) or a suite study standing in.
+Accuracies are read through evaluation/accuracies.py only.
 """
 
 from __future__ import annotations
 
-from evaluation.paper_figures.registry import planned_data_figure
+from pathlib import Path
 
-STABILITY = "records of manifest paper/stability"
+from evaluation.paper_figures import fig_loss, fig_patch_pca, fig_sweeps  # noqa: F401  (registration)
+from evaluation.paper_figures.registry import select
 
-planned_data_figure(
-    "fig1a", "Training loss vs linear-probe accuracy across runs",
-    "LeJEPA's final training loss against frozen linear-probe accuracy over many runs, with Spearman's rho "
-    "(paper Fig. 1, top left; ViT-base on ImageNet-1k there).", STABILITY)
-planned_data_figure(
-    "fig8", "Linear-probe accuracy over lambda and the number of views",
-    "Accuracy against lambda, one curve per number of views (paper Fig. 8 and Table 7; ResNet-50 on "
-    "ImageNet-100 there).", STABILITY)
-planned_data_figure(
-    "fig9", "One recipe across architectures",
-    "Frozen linear-probe accuracy of LeJEPA pretrained out of the box across about 50 timm architectures of "
-    "8 families (paper Fig. 9; ImageNet-10 there).", "records of manifest paper/architectures")
-planned_data_figure(
-    "fig10", "SIGReg vs prediction loss, coloured by accuracy",
-    "Each run's final SIGReg and prediction losses as a point of the plane, coloured by downstream accuracy: "
-    "iso-accuracy fronts point to the lower left (paper Fig. 10).", STABILITY)
-planned_data_figure(
-    "fig11", "Spearman rho of accuracy against loss / lambda^alpha",
-    "Spearman correlation between accuracy and the training loss scaled by lambda^(-alpha) (paper Eq. 8) as a "
-    "function of alpha, per dataset and model: about 0.85 at alpha = 0, up to 0.99 near 0.4 (paper Fig. 11).",
-    "records of a study over lambda, lr and epochs")
-planned_data_figure(
-    "fig12", "Galaxy10 accuracy by samples per class",
-    "In-domain LeJEPA on Galaxy10 against frontier models, frozen and fine-tuned, by number of labelled "
-    "samples per class (paper Fig. 12 and Table 3).", "records of manifest paper/in_domain")
-planned_data_figure(
-    "fig14", "PCA of last-layer patch features as RGB",
-    "The first three principal components of a ViT's last-layer patch features shown as RGB on a few images "
-    "(paper Fig. 14).", "a ViT checkpoint (e.g. a run of manifest paper/in1k)")
-planned_data_figure(
-    "fig19", "Training loss vs accuracy, per dataset and model",
-    "Training loss against accuracy for several datasets and models, across runs and along one run's "
-    "checkpoints (paper Fig. 19).", STABILITY)
-planned_data_figure(
-    "fig21", "SIGReg vs prediction loss, more models and datasets",
-    "Fig. 10's plane for more models and datasets (paper Fig. 21).", "records of manifest paper/in_domain")
+
+def figure_inputs(records: list[dict], results_root: Path | None, checkpoint: Path | None
+                  ) -> tuple[dict[str, list[dict]], dict[str, dict]]:
+    """What `lejepa figures paper` hands write_paper_figures: the records for every data figure (each draws
+    what they allow and skips, saying why, otherwise), the results root for the within-run figure (it reads
+    the runs' metrics.jsonl), and the checkpoint for fig14."""
+    data_ids = [entry.id for entry in select(None) if entry.kind == "data"]
+    options: dict[str, dict] = {}
+    if results_root is not None:
+        options["fig19b"] = {"results_root": Path(results_root)}
+    if checkpoint is not None:
+        options["fig14"] = {"checkpoint": Path(checkpoint)}
+    return {fig_id: records for fig_id in data_ids} if records else {}, options

@@ -21,17 +21,19 @@ from evaluation.paper_figures import (
 from evaluation.paper_figures.registry import Drawn, data_figure, new_figure
 
 THEORY = {"fig2", "fig3", "fig4", "fig5", "fig6", "fig7", "fig15", "fig16", "fig17", "fig18", "fig20"}
-DATA = {"fig1a", "fig8", "fig9", "fig10", "fig11", "fig12", "fig14", "fig19", "fig21"}
+DATA = {"fig1a", "fig8", "fig9", "fig10", "fig11", "fig12", "fig19", "fig19b", "fig21"}
 SMALL = {"sigreg_toy": {"samples": 64, "steps": 5}}
 
 
 def test_list_names_every_figure_and_what_it_needs():
     rows = {row["id"]: row for row in list_paper_figures()}
-    assert set(rows) == THEORY | DATA | {"sigreg_toy"}
+    assert set(rows) == THEORY | DATA | {"fig14", "sigreg_toy"}
     assert all(rows[i]["needs"] == "nothing" and rows[i]["origin"] == "paper" for i in THEORY)
-    assert all(rows[i]["kind"] == "planned" and rows[i]["needs"] != "nothing" for i in DATA)
-    assert rows["fig9"]["needs"] == "records of manifest paper/architectures"
-    assert rows["fig14"]["needs"].startswith("a ViT checkpoint")
+    assert all(rows[i]["kind"] == "data" and rows[i]["needs"].startswith("records of manifest ") for i in DATA)
+    assert rows["fig9"]["needs"] == "records of manifest paper/fig9"
+    assert rows["fig8"]["needs"] == "records of manifest paper/table7"
+    assert rows["fig12"]["needs"] == "records of manifest paper/table3"
+    assert rows["fig14"]["needs"].startswith("a ViT checkpoint") and rows["fig14"]["kind"] == "checkpoint"
     assert rows["sigreg_toy"]["origin"] == "suite"
     ids = [row["id"] for row in list_paper_figures()]
     assert ids.index("fig2") < ids.index("fig10") < ids.index("fig20") < ids.index("sigreg_toy")  # numeric
@@ -56,7 +58,7 @@ def test_write_paper_figures_writes_each_figure_its_caption_and_the_index(tmp_pa
     assert f"`lejepa figures paper --only fig15 --out {tmp_path}`" in index
     assert "The suite's own figure, not the paper's" in index.split("## sigreg_toy")[1]
     skipped = index.split("## Skipped")[1]
-    assert "**fig8**" in skipped and "not drawn by this suite yet" in skipped and "paper/stability" in skipped
+    assert "**fig8**" in skipped and "needs the records of manifest paper/table7" in skipped
     assert "## fig8" not in index
 
 
