@@ -106,7 +106,12 @@ class LocalExecutor:
     def run(self, specs: list[RunSpec], launch: Launch) -> None:
         live = LiveLines(plain_every=self.plain_progress_every)
         echo = launch.echo
-        launch.echo = lambda text: (live.clear(), echo(text))[-1]  # messages above the progress block
+
+        def echo_above_progress(text: str) -> None:  # a message never lands inside the progress block
+            live.clear()
+            echo(text)
+
+        launch.echo = echo_above_progress
         try:
             self._run(specs, launch, live)
         finally:
