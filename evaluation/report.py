@@ -10,15 +10,22 @@ import logging
 from pathlib import Path
 
 from evaluation import figures
+from evaluation.html_report import write_html_report
+from evaluation.references import load_paper_numbers
 from evaluation.selection import select_runs, selection_lines
-from evaluation.tables import write_tables
+from evaluation.tables import display_table, summarise, table_notes, write_tables
+from evaluation.tensorboard import write_event_files
 
 log = logging.getLogger(__name__)
 
 
 def write_report(manifest_name: str, records: list[dict], out_dir: Path,
-                 group_by: list[str] | None = None) -> list[Path]:
-    """Tables, every figure the records allow, and report.md listing both and why any figure was skipped."""
+                 group_by: list[str] | None = None, *, results_root: Path | None = None,
+                 missing: list[str] = ()) -> list[Path]:
+    """Tables, every figure the records allow, report.md and report.html listing both and why any figure was
+    skipped, and TensorBoard event files (evaluation/tensorboard.py; training curves from
+    results_root/<experiment>/<run_id>/metrics.jsonl when results_root is given). `missing`: the study's
+    run ids that have no record yet, listed in report.html's runs."""
     out_dir = Path(out_dir)
     written = write_tables(manifest_name, records, out_dir, group_by)
     figure_paths, skipped, captions = figures.write_figures(records, out_dir)
@@ -35,7 +42,26 @@ def write_report(manifest_name: str, records: list[dict], out_dir: Path,
     index.write_text("\n".join(lines) + "\n")
     for name, why in skipped.items():
         log.info("figure %s skipped: %s", name, why)
-    return [*written, index]
+    events, not_written = _event_files(records, out_dir, results_root)
+    paper_numbers = load_paper_numbers()
+    summary, keys = summarise(records, group_by, paper_numbers)
+    page = write_html_report(
+        manifest_name, out_dir, table=display_table(summary, keys), table_notes=table_notes(paper_numbers),
+        figures=[(p, captions[p.stem]) for p in figure_paths if p.suffix == ".png"],
+        skipped={**skipped, **not_written}, records=records, missing=list(missing),
+        files=[*written[:3], *(p for p in figure_paths if p.suffix == ".pdf"), index])
+    return [*written, index, page, *events]
+
+
+def _event_files(records: list[dict], out_dir: Path, results_root: Path | None) -> tuple[list[Path], dict[str, str]]:
+    """TensorBoard event files, or why there are none (an environment made before tensorboard was a
+    dependency: the rest of the report does not need it)."""
+    try:
+        return write_event_files(records, out_dir, results_root), {}
+    except ImportError as error:
+        why = f"TensorBoard event files not written: {error} (rerun ./install.sh, or pip install tensorboard)"
+        log.warning(why)
+        return [], {"tensorboard": why}
 
 
 def report_study(experiment: str, run_ids: list[str], results_root: Path, out_dir: Path | None = None,
@@ -54,8 +80,11 @@ def report_study(experiment: str, run_ids: list[str], results_root: Path, out_di
         return False
     echo(format_console_table(records))
     echo("\nLabel-free model selection (paper Eq. 8):\n" + "\n".join(selection_lines(select_runs(records))))
-    for path in write_report(experiment, records, out_dir or Path(results_root) / experiment):
+    out_dir = out_dir or Path(results_root) / experiment
+    missing = sorted(wanted - {r["run_id"] for r in records})
+    for path in write_report(experiment, records, out_dir, results_root=results_root, missing=missing):
         echo(f"wrote {path}")
+    echo(f"open {out_dir / 'report.html'} in a browser; training curves: tensorboard --logdir {out_dir}")
     ignored = len(found) - len(records)
     echo(f"{len(records)} of {len(run_ids)} runs have records"
          + (f"; {ignored} record(s) of runs no longer in the manifest were left out" if ignored else ""))

@@ -265,6 +265,12 @@ def format_console_table(records: list[dict]) -> str:
     return "\n".join([fmt(header), "  ".join("-" * w for w in widths), *map(fmt, rows)])
 
 
+def table_notes(paper_numbers: dict) -> str:
+    """The line under every table (table.md, table.tex, report.html): what the cells mean."""
+    return (f"Mean ± sample std (ddof 1) over the n finished runs of each group, in %; gap = ours - reference, "
+            f"in percentage points. References: evaluation/paper_numbers.yaml version {paper_numbers['version']}.")
+
+
 def write_tables(manifest_name: str, records: list[dict], out_dir: Path,
                  group_by: list[str] | None = None) -> list[Path]:
     paper_numbers = load_paper_numbers()
@@ -273,8 +279,7 @@ def write_tables(manifest_name: str, records: list[dict], out_dir: Path,
     csv_path, md_path, tex_path = (out_dir / f"table.{ext}" for ext in ("csv", "md", "tex"))
     summary.to_csv(csv_path, index=False)
     header, cells = display_table(summary, keys)
-    notes = (f"Mean ± sample std (ddof 1) over the n finished runs of each group, in %; gap = ours - reference, "
-             f"in percentage points. References: evaluation/paper_numbers.yaml version {paper_numbers['version']}.")
+    notes = table_notes(paper_numbers)
     md_path.write_text(f"# {manifest_name}\n\n{to_markdown(header, cells)}\n{notes}\n")
     tex_path.write_text(to_latex(header, cells, f"{manifest_name}. {notes}"))
     return [csv_path, md_path, tex_path]

@@ -7,7 +7,7 @@ calls the module that does the work; nothing else happens here.
     lejepa status MANIFEST [key=value ...] [--results DIR]                              slurm/status.py
     lejepa report MANIFEST [key=value ...] [--results DIR] [--out DIR]                  evaluation/report.py
     lejepa list datasets|architectures|methods                                          the registries
-    lejepa describe method|dataset NAME                                                 experiments/describe.py
+    lejepa describe method|dataset|section NAME                                         experiments/describe.py
     lejepa figures list | paper [--only fig5,...] [--out DIR] [--records MANIFEST ...] [--results DIR]
                    [--checkpoint RUN_DIR]                                               evaluation/paper_figures/
 
@@ -64,9 +64,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="where to write the report (default: the experiment's results folder)")
     listing = commands.add_parser("list", help="known datasets, architectures or methods, one a line")
     listing.add_argument("what", choices=("datasets", "architectures", "methods"))
-    describe = commands.add_parser("describe", help="a method's or dataset's options, defaults and ranges")
-    describe.add_argument("what", choices=("method", "dataset"))
-    describe.add_argument("name")
+    describe = commands.add_parser("describe", help="a method's, dataset's or spec section's options, defaults "
+                                   "and ranges")
+    describe.add_argument("what", choices=("method", "dataset", "section"))
+    describe.add_argument("name", help="e.g. lejepa, fashion_mnist, train")
     figures = commands.add_parser("figures", help="the paper's figures: list them, or draw them")
     figures.add_argument("action", choices=("list", "paper"), help="list: every figure and what it needs; "
                          "paper: draw them as PNG and PDF with captions and a figures.md index")

@@ -1,4 +1,9 @@
-"""`lejepa describe method|dataset NAME`: every option with its type, default, allowed range and meaning."""
+"""`lejepa describe method|dataset|section NAME`: every option with its type, default, allowed range and meaning.
+
+`section` describes the run keys of one spec section (data, model, views, train, eval, resources), the keys a
+manifest's `defaults`, grid and overrides set. There is no `describe probe` yet: the probes have no
+registry of their own (their settings are the `eval` section's keys: `lejepa describe section eval`).
+"""
 
 from __future__ import annotations
 
@@ -34,4 +39,14 @@ def describe(what: str, name: str) -> str:
             f"to get it: {info.how_to_get}",
             f"normalisation: mean {list(info.mean)}, std {list(info.std)}",
         ])
-    raise KeyError(f"cannot describe '{what}' (method or dataset)")
+    if what == "section":
+        from lejepa.spec import SECTIONS
+
+        if name not in SECTIONS:
+            raise KeyError(f"unknown section '{name}' (sections: {', '.join(SECTIONS)})")
+        section = SECTIONS[name]
+        summary = (section.__doc__ or "").strip().splitlines()[0] if section.__doc__ else ""
+        head = f"section {name}" + (f": {summary}" if summary and not summary.startswith(section.__name__) else "")
+        return f"{head}\nset in a manifest as {name}: {{KEY: VALUE}} or {name}.KEY: VALUE\n" + _table(
+            describe_options(section))
+    raise KeyError(f"cannot describe '{what}' (method, dataset or section)")

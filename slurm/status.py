@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from evaluation.record import NewerSchema, RecordError, read_record, record_path, run_dir
-from lejepa.metrics_log import read_metrics
+from evaluation.record import NewerSchema, RecordError, read_record, record_path
 from lejepa.spec import RunSpec
 from slurm.ledger import read_ledger
+from slurm.progress import Progress, progress_text, read_progress
 from slurm.queue import live_jobs
 
 
@@ -19,13 +19,7 @@ class RunState:
     detail: str
     log: str | None = None
     seconds: float | None = None  # pretraining + evaluation wall time, for finished runs
-
-
-def _last_metrics(results_root: Path, spec: RunSpec) -> str:
-    lines = read_metrics(run_dir(results_root, spec.experiment, spec.run_id) / "metrics.jsonl")
-    if not lines or not isinstance(lines[-1].get("loss"), (int, float)):
-        return ""
-    return f", step {lines[-1]['step']}, loss {lines[-1]['loss']:.4g}"
+    progress: Progress | None = None  # the newest metrics line of a running run
 
 
 # What a job's log says when something outside the run ended it (SLURM and the kernel's words).
@@ -64,7 +58,9 @@ def collect_status(experiment: str, specs: list[RunSpec], results_root: Path) ->
         path = record_path(results_root, spec.experiment, spec.run_id)
         if spec.run_id in live:  # a job in flight (a rerun, say) outranks an older record
             state, detail = live[spec.run_id]
-            states.append(RunState(spec, state, detail + _last_metrics(results_root, spec), log))
+            progress = read_progress(results_root, spec)
+            detail += f", {progress_text(progress)}" if progress else ""
+            states.append(RunState(spec, state, detail, log, progress=progress))
         elif path.exists():
             states.append(_state_from_record(spec, path, log))
         elif not entry:
@@ -93,20 +89,35 @@ def _state_from_record(spec: RunSpec, path: Path, log: str | None) -> RunState:
 
 
 def eta_estimate(states: list[RunState]) -> str:
-    """Remaining time from the mean wall time of finished runs; says how it was computed."""
-    finished = [s.seconds for s in states if s.seconds]
-    left = [s for s in states if s.state in ("pending", "running")]
-    if not left:
+    """Time left, and how it was computed: a running run's pretraining from its speed (steps left / steps
+    per second, from its newest metrics line), pending runs from the mean wall time of finished runs."""
+    running = [s for s in states if s.state == "running"]
+    pending = [s for s in states if s.state == "pending"]
+    if not running and not pending:
         return "ETA: nothing left to run" + (" (failed runs need a relaunch)" if any(
             s.state == "failed" for s in states) else "")
-    if not finished:
-        return f"ETA: unknown until a run finishes ({len(left)} run(s) left)"
-    mean = sum(finished) / len(finished)
-    parallel = max(1, sum(s.state == "running" for s in states))
-    total = mean * len(left) / parallel
-    return (f"ETA: about {duration(total)} = {len(left)} run(s) left x {duration(mean)} mean wall time "
-            f"(pretraining + evaluation, of {len(finished)} done run(s)) / {parallel} running at once; "
-            f"queue waits not included")
+    finished = [s.seconds for s in states if s.seconds]
+    mean = sum(finished) / len(finished) if finished else None
+    parts, total, unknown = [], 0.0, []
+    timed = [s.progress.seconds_left for s in running if s.progress and s.progress.seconds_left is not None]
+    if timed:
+        total += max(timed)
+        parts.append(f"{len(timed)} running run(s) end pretraining in {duration(max(timed))} at their measured "
+                     f"speed (steps left / steps per second; their evaluation not included)")
+    if len(timed) < len(running):
+        unknown.append(f"{len(running) - len(timed)} running run(s) have no speed yet (no training step logged, "
+                       f"or they do not pretrain)")
+    if pending:
+        if mean is None:
+            unknown.append(f"{len(pending)} pending run(s) until a run finishes")
+        else:
+            parallel = max(1, len(running))
+            total += mean * len(pending) / parallel
+            parts.append(f"{len(pending)} pending run(s) x {duration(mean)} mean wall time (pretraining + "
+                         f"evaluation, of {len(finished)} done run(s)) / {parallel} at once")
+    text = f"ETA: about {duration(total)} = " + " + ".join(parts) if parts else "ETA: unknown"
+    text += f"; not known: {'; '.join(unknown)}" if unknown else ""
+    return text + "; queue waits not included"
 
 
 def duration(seconds: float) -> str:
