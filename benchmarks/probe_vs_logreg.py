@@ -25,6 +25,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -43,11 +44,14 @@ def old_probe_module():
     root = Path(__file__).resolve().parents[1]
     source = subprocess.run(["git", "-C", str(root), "show", f"{OLD_PROBE_COMMIT}:evaluation/linear_probe.py"],
                             check=True, capture_output=True, text=True).stdout
-    path = Path("/tmp") / f"linear_probe_{OLD_PROBE_COMMIT}.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location(f"linear_probe_{OLD_PROBE_COMMIT}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    name = f"linear_probe_{OLD_PROBE_COMMIT}"
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"{name}.py"
+        path.write_text(source)
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up there
+        spec.loader.exec_module(module)
     return module
 
 

@@ -23,12 +23,13 @@ copy is small (FIT_COPY_BYTES), else per mini-batch.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from evaluation.probe_normalization import NORMS, fit_normalization
+from evaluation.probe_normalization import NORMS, WHITEN_SAMPLES_PER_DIM, applies, fit_normalization
 
 WARMUP_FRACTION = 0.1
 DEFAULT_LRS = (1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 1e-1)
@@ -81,7 +82,7 @@ class HeadGroup:
     norm: str
     features: str
     columns: slice
-    normalize: object
+    normalize: Callable[[torch.Tensor], torch.Tensor]  # fitted on the fit split
     lrs: tuple[float, ...]
     weight: torch.Tensor
     bias: torch.Tensor
@@ -147,26 +148,34 @@ def lr_scale(step: int, warmup: int, total: int) -> float:
 def train_heads(
     features: torch.Tensor, labels: torch.Tensor, num_classes: int, lrs: tuple[float, ...],
     choices: dict[str, slice], epochs: int, batch_size: int, weight_decay: float, seed: int,
-    norms: tuple[str, ...] = NORMS,
+    norms: tuple[str, ...] = NORMS, statistics_from: torch.Tensor | None = None,
 ) -> list[HeadGroup]:
     """Train one head per (normalisation, feature choice, lr) on the same mini-batches, minimising each
-    head's mean cross-entropy. Heads start at zero (the problem is convex: no symmetry to break, and no
-    draw to depend on). Gradients are written out (softmax minus one-hot), not taken by autograd."""
-    if not lrs or not choices or not norms:
-        raise ValueError(f"the probe needs at least one lr, feature choice and normalisation; got lrs={lrs}, "
-                         f"choices={list(choices)}, norms={norms}")
+    head's mean cross-entropy. The normalisations take their statistics from `statistics_from` (default:
+    `features`); "whiten" is left out where they have too few samples (probe_normalization.applies).
+    Heads start at zero (the problem is convex: no symmetry to break, and no draw to depend on).
+    Gradients are written out (softmax minus one-hot), not taken by autograd."""
     features = features.float()
+    statistics = features if statistics_from is None else statistics_from.float()
     generator = torch.Generator().manual_seed(seed)
     groups, optimizers = [], []
     column_lrs = torch.tensor(lrs, dtype=torch.float32).repeat_interleave(num_classes)
     for norm in norms:
         for name, columns in choices.items():
-            x = features[:, columns]
-            group = HeadGroup(norm, name, columns, fit_normalization(norm, x), tuple(lrs),
-                              torch.zeros(x.shape[1], len(lrs) * num_classes), torch.zeros(len(lrs) * num_classes))
+            dims = features[:1, columns].shape[1]
+            if not applies(norm, len(statistics), dims):
+                continue
+            group = HeadGroup(norm, name, columns, fit_normalization(norm, statistics[:, columns]), tuple(lrs),
+                              torch.zeros(dims, len(lrs) * num_classes), torch.zeros(len(lrs) * num_classes))
             groups.append(group)
             optimizers.append(StackedAdamW([group.weight, group.bias], column_lrs, weight_decay))
-    copy_bytes = len(norms) * sum(features[:1, columns].numel() for columns in choices.values()) * len(features) * 4
+    if not groups or not lrs:
+        raise ValueError(
+            f"the probe has no head to train: lrs={lrs}, feature choices={list(choices)}, normalisations={norms} "
+            f"(whiten needs {WHITEN_SAMPLES_PER_DIM} samples per feature dimension, here {len(statistics)} "
+            f"samples); give at least one lr, one feature choice and layernorm or standardize"
+        )
+    copy_bytes = sum(group.weight.shape[0] for group in groups) * len(features) * 4
     fit_inputs = ([group.normalize(features[:, group.columns]) for group in groups]
                   if copy_bytes <= FIT_COPY_BYTES else None)
     steps_per_epoch = max(1, math.ceil(len(features) / batch_size))
@@ -224,7 +233,8 @@ def few_shot_probe(
 ) -> dict:
     """`shots` labelled images per class, `draws` independent draws; the lr, features and normalisation
     are those the full-data probe chose on its held-out split (with one shot there is nothing to hold
-    out). "standardize" takes its statistics from the drawn images only: they are all the draw has.
+    out). The normalisation takes its statistics from all of train's images, which uses none of their
+    labels: the images are not what few-shot makes scarce, and ten images cannot estimate a covariance.
 
     The head trains for `steps` optimiser steps, the full-data probe's count, in mini-batches of at most
     `batch_size`: an lr chosen for that many steps means little over the few steps that "the same epochs"
@@ -238,7 +248,7 @@ def few_shot_probe(
         batch = min(batch_size, len(chosen))
         epochs = math.ceil(steps / math.ceil(len(chosen) / batch))
         (group,) = train_heads(train_features[chosen], train_labels[chosen], num_classes, (lr,), {"f": features},
-                               epochs, batch, weight_decay, seed + draw, (norm,))
+                               epochs, batch, weight_decay, seed + draw, (norm,), statistics_from=train_features)
         with torch.no_grad():
             accuracies.append(topk_accuracy(group.head_logits(test_features, 0), test_labels, 1))
     return {"mean": float(np.mean(accuracies)), "std": float(np.std(accuracies)), "draws": accuracies}

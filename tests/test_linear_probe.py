@@ -144,8 +144,8 @@ def test_standardize_and_whiten_give_unit_variance_and_leave_constant_features_a
     assert standardized[:, 6].abs().max() == 0
     whitened = fit_normalization("whiten", features)(features).double()
     covariance = whitened.T @ whitened / len(whitened)
-    torch.testing.assert_close(covariance[1:, 1:], torch.eye(6, dtype=torch.float64), atol=1e-3, rtol=0)
-    assert covariance[0, 0] < 1e-6  # the constant feature's direction (eigenvalue 0) stays at 0
+    torch.testing.assert_close(covariance[:6, :6], torch.eye(6, dtype=torch.float64), atol=1e-3, rtol=0)
+    assert whitened[:, 6].abs().max() < 1e-3  # the constant feature (eigenvalue 0) stays at 0
     layer_normed = fit_normalization("layernorm", features)(features)
     torch.testing.assert_close(layer_normed.mean(1), torch.zeros(500), atol=1e-5, rtol=0)
 
@@ -155,6 +155,22 @@ def test_an_unknown_normalisation_is_refused_by_name():
     with pytest.raises(ValueError, match="unknown probe normalisation 'batchnorm'.*layernorm"):
         linear_probe(*train, *test, CLASSES, choices={"all": slice(None)}, epochs=1, batch_size=64,
                      weight_decay=1e-6, holdout_fraction=0.1, seed=0, norms=("batchnorm",))
+
+
+def test_whitening_is_left_out_where_there_are_too_few_samples_per_dimension():
+    """300 fit images: whiten the 16 features (18.75 per dimension), not 32 (9.4 per dimension)."""
+    train, test = clusters(400, seed=1), clusters(100, seed=2)
+    wide_train = (torch.cat([train[0], train[0].flip(0)], 1), train[1])
+    wide_test = (torch.cat([test[0], test[0].flip(0)], 1), test[1])
+    options = {"lrs": (1e-2,), "epochs": 1, "batch_size": 64, "weight_decay": 1e-6, "holdout_fraction": 0.25,
+               "seed": 0, "min_steps": 0}
+    narrow = linear_probe(*train, *test, CLASSES, choices={"all": slice(None)}, **options)
+    assert sorted(narrow.holdout_by_head) == sorted(f"{norm}_lr0.01_all" for norm in NORMS)
+    wide = linear_probe(*wide_train, *wide_test, CLASSES, choices={"all": slice(None), "half": slice(0, 16)}, **options)
+    assert sorted(wide.holdout_by_head) == sorted(["layernorm_lr0.01_all", "standardize_lr0.01_all", "layernorm_lr0.01_half",
+                                                   "standardize_lr0.01_half", "whiten_lr0.01_half"])
+    with pytest.raises(ValueError, match="no head to train.*whiten needs 10 samples per feature dimension"):
+        linear_probe(*wide_train, *wide_test, CLASSES, choices={"all": slice(None)}, norms=("whiten",), **options)
 
 
 def test_small_training_sets_get_the_minimum_step_count():
@@ -274,7 +290,7 @@ def test_few_shot_probe_uses_the_normalisation_it_is_given(norm, monkeypatch):
     monkeypatch.setattr(probe_module, "fit_normalization",
                         lambda name, features: chosen.append((name, len(features))) or real_fit_normalization(name, features))
     result = few_shot(clusters(500, seed=1), clusters(200, seed=2), 10, norm=norm)
-    assert chosen == [(norm, 10 * CLASSES)] * 3  # statistics of the drawn images only
+    assert chosen == [(norm, 500)] * 3  # statistics of all of train's images, none of their labels
     assert result["mean"] >= 0.95
 
 
@@ -286,9 +302,9 @@ def test_few_shot_probe_gets_the_full_probes_step_count_not_its_epochs(shots, st
     seen = []
     real_train_heads = probe_module.train_heads
 
-    def recording_train_heads(features, labels, num_classes, lrs, choices, epochs, batch_size, *args):
+    def recording_train_heads(features, labels, num_classes, lrs, choices, epochs, batch_size, *args, **kwargs):
         seen.append((len(features), batch_size, epochs))
-        return real_train_heads(features, labels, num_classes, lrs, choices, epochs, batch_size, *args)
+        return real_train_heads(features, labels, num_classes, lrs, choices, epochs, batch_size, *args, **kwargs)
 
     monkeypatch.setattr(probe_module, "train_heads", recording_train_heads)
     result = few_shot(clusters(500, seed=1), clusters(200, seed=2), shots, lr=1e-3, steps=steps)
