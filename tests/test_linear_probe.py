@@ -56,7 +56,9 @@ def test_linear_probe_learns_separable_classes_and_names_the_head_it_chose():
     assert result.lr in lrs and result.features in choices and result.norm in NORMS
     assert result.name == head_name(result.norm, result.lr, result.features)
     assert sorted(result.holdout_by_head) == sorted(head_name(n, lr, c) for n in NORMS for lr in lrs for c in choices)
-    assert result.holdout_top1 == max(result.holdout_by_head.values()) == result.holdout_by_head[result.name]
+    chosen = result.holdout_by_head[result.name]
+    assert result.holdout_cross_entropy == chosen["cross_entropy"] and result.holdout_top1 == chosen["top1"]
+    assert chosen["cross_entropy"] == min(head["cross_entropy"] for head in result.holdout_by_head.values())
     assert result.top5 is None  # top-5 only where there are more than 10 classes
 
 
