@@ -11,7 +11,7 @@ This docstring and `Record` are the schema, the only place it is written down. R
     spec          RunSpec.to_dict()
     pretrain      {status, steps, epochs, wall_seconds, images_per_second, final_loss,
                    final_parts: {name: value}, reason}; {} for runs that do not pretrain
-    evaluation    {linear_top1, linear_top5, linear_head: {lr, features, holdout_top1},
+    evaluation    {linear_top1, linear_top5, linear_head: {name, norm, lr, features, holdout_top1, ...},
                    knn_top1@K for each K, few_shot: {shots: {mean, std, draws}},
                    feature_dim, train_images, test_images, embedding_spectrum, wall_seconds,
                    transfer_from: {dataset, experiment, run_id, step} (model.init_from runs)}
