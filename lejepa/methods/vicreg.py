@@ -23,6 +23,7 @@ autograd-aware all-gather), as the reference implementation does; the invariance
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import torch
@@ -56,6 +57,14 @@ class VICRegOptions(Validated):
     expander_dim: int = setting(EXPANDER_WIDTH, doc="expander output width (>= 2: covariance needs an "
                                                     "off-diagonal)", low=2)
     expander_layers: int = positive(EXPANDER_LAYERS, "linear layers of the expander")
+
+
+def collapsed_loss(options: VICRegOptions) -> float:
+    """The loss of a collapsed embedding, every sample mapped to the same vector: the invariance and
+    covariance terms are 0 and each dimension's standard deviation is sqrt(0 + eps), so the variance hinge
+    is var_target - sqrt(var_eps) in every dimension. The variance term exists to keep the loss away from
+    this point (Bardes et al. 2022, Section 3.1); a run that ends at it has collapsed."""
+    return options.var_weight * max(0.0, options.var_target - math.sqrt(options.var_eps))
 
 
 def invariance_term(z: torch.Tensor, num_global: int) -> torch.Tensor:
