@@ -59,12 +59,16 @@ class VICRegOptions(Validated):
     expander_layers: int = positive(EXPANDER_LAYERS, "linear layers of the expander")
 
 
+def collapsed_variance_term(options: VICRegOptions) -> float:
+    """The variance term of a collapsed embedding, every sample mapped to the same vector: each dimension's
+    standard deviation is sqrt(0 + eps), so the hinge is var_target - sqrt(var_eps) in every dimension. The
+    variance term exists to keep the embedding away from this point (Bardes et al. 2022, Section 3.1)."""
+    return max(0.0, options.var_target - math.sqrt(options.var_eps))
+
+
 def collapsed_loss(options: VICRegOptions) -> float:
-    """The loss of a collapsed embedding, every sample mapped to the same vector: the invariance and
-    covariance terms are 0 and each dimension's standard deviation is sqrt(0 + eps), so the variance hinge
-    is var_target - sqrt(var_eps) in every dimension. The variance term exists to keep the loss away from
-    this point (Bardes et al. 2022, Section 3.1); a run that ends at it has collapsed."""
-    return options.var_weight * max(0.0, options.var_target - math.sqrt(options.var_eps))
+    """The whole loss at collapse: the invariance and covariance terms are 0, so var_weight x the above."""
+    return options.var_weight * collapsed_variance_term(options)
 
 
 def invariance_term(z: torch.Tensor, num_global: int) -> torch.Tensor:

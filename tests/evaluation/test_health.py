@@ -30,9 +30,10 @@ def _healthy(**changes) -> dict:
     return record
 
 
-def _with_spec_health(record: dict, final: float, logged: list[dict], spectrum) -> dict:
+def _with_spec_health(record: dict, final: float, logged: list[dict], spectrum, **parts: float) -> dict:
     spec = RunSpec.from_dict(record["spec"])
     record["pretrain"]["final_loss"] = final
+    record["pretrain"]["final_parts"].update(parts)
     record["health"] = health.run_health(spec, record["pretrain"], {"embedding_spectrum": list(spectrum)}, logged)
     return record
 
@@ -72,12 +73,28 @@ def test_loss_fall_compares_the_first_and_last_fifth_of_the_log():
 
 
 def test_learning_runs_of_each_method_pass():
-    cases = [(DINO, 4.0, 7.0), ({"name": "vicreg", "expander_hidden": 64, "expander_dim": 64}, 12.0, 20.0),
-             ({"name": "lejepa", "lamb": 0.05}, 0.3, 2.0)]
-    for method, final, first in cases:
-        record = _with_spec_health(synthetic_record(method=method), final, _logged(first, final), np.ones(6))
+    cases = [(DINO, 4.0, 7.0, {}, "loss", LN_1024),
+             ({"name": "vicreg", "expander_hidden": 64, "expander_dim": 64}, 12.0, 20.0, {"var": 0.05}, "var", 0.99),
+             ({"name": "lejepa", "lamb": 0.05}, 0.3, 2.0, {"sigreg": 1.5}, "sigreg", health.collapsed_sigreg(128))]
+    for method, final, first, parts, term, trivial in cases:
+        record = _with_spec_health(synthetic_record(method=method), final, _logged(first, final), np.ones(6), **parts)
         assert record["health"]["verdict"] == health.OK, (method, record["health"])
         assert set(record["health"]["checks"]) == {"loss_below_trivial", "loss_fell", "effective_rank"}
+        below = record["health"]["checks"]["loss_below_trivial"]
+        assert (below["term"], below["trivial"]) == (term, pytest.approx(trivial))  # batch 128 for LeJEPA's N
+
+
+def test_collapse_is_judged_on_the_term_collapse_pins_not_on_the_weighted_total():
+    # LeJEPA at lambda 0.01: a collapsed embedding's total is 0.01 x SIGReg(128 equal points) = 0.51, below
+    # this healthy run's total of 0.6 (its prediction error), but its SIGReg of 2 is far from the collapsed 51.
+    record = _with_spec_health(synthetic_record(method={"name": "lejepa", "lamb": 0.01}), 0.6, _logged(2.0, 0.6),
+                               np.ones(6), sigreg=2.0)
+    assert record["health"]["checks"]["loss_below_trivial"]["value"] == 2.0 and record["health"]["verdict"] == "ok"
+    # VICReg whose variance hinge sits at its collapsed 0.99 did not learn, whatever its other terms.
+    record = _with_spec_health(synthetic_record(method={"name": "vicreg"}), 24.9, _logged(30.0, 24.9), np.ones(6),
+                               var=0.99)
+    assert record["health"]["checks"]["loss_below_trivial"]["passed"] is False
+    assert "loss_below_trivial (var) 0.99 > 0.891" in health.failed_checks(record["health"])
 
 
 def test_collapsed_features_fail_the_rank_check():

@@ -12,11 +12,11 @@ import pytest
 import torch
 from torch import nn
 
-from evaluation.health import collapsed_sigreg, trivial_loss
+from evaluation.health import collapsed_sigreg, trivial_value
 from lejepa.backbones import Backbone
 from lejepa.methods import parse_options
 from lejepa.methods.dino import uniform_output_loss
-from lejepa.methods.vicreg import collapsed_loss
+from lejepa.methods.vicreg import collapsed_loss, collapsed_variance_term
 from lejepa.sigreg import random_directions, sigreg
 from lejepa.spec import ModelSpec, RunSpec, TrainSpec, ViewSpec
 
@@ -63,7 +63,7 @@ def test_dino_at_uniform_student_outputs_is_ln_k_whatever_the_teacher():
     assert parts["teacher_entropy"].item() < math.log(8) - 0.5  # the targets are far from uniform
     assert loss.item() == pytest.approx(math.log(8), rel=1e-6)
     assert uniform_output_loss(method.options) == pytest.approx(2.0794415, rel=1e-7)  # ln 8 by hand
-    assert trivial_loss(spec)[0] == pytest.approx(math.log(8))
+    assert trivial_value(spec)[:2] == ("loss", pytest.approx(math.log(8)))  # DINO: the whole loss
     assert uniform_output_loss(parse_options({"name": "dino", "out_dim": 1024})[1]) == pytest.approx(6.9314718)
 
 
@@ -75,8 +75,9 @@ def test_vicreg_on_a_collapsed_embedding_is_its_variance_hinge():
     assert parts["inv"].item() == 0 and parts["cov"].item() == 0
     assert parts["var"].item() == pytest.approx(0.99, rel=1e-6)
     assert loss.item() == pytest.approx(25 * 0.99, rel=1e-6)
+    assert collapsed_variance_term(method.options) == pytest.approx(0.99)
     assert collapsed_loss(method.options) == pytest.approx(24.75)
-    assert trivial_loss(spec)[0] == pytest.approx(24.75)
+    assert trivial_value(spec)[:2] == ("var", pytest.approx(0.99))  # the term the health check compares
     custom = parse_options({"name": "vicreg", "var_weight": 10.0, "var_target": 2.0, "var_eps": 0.01})[1]
     assert collapsed_loss(custom) == pytest.approx(10 * (2 - 0.1))
 
@@ -106,5 +107,5 @@ def test_lejepa_on_a_collapsed_embedding_is_lambda_times_collapsed_sigreg():
     assert parts["pred"].item() == 0
     assert parts["sigreg"].item() == pytest.approx(collapsed_sigreg(6), rel=1e-6)
     assert loss.item() == pytest.approx(0.05 * collapsed_sigreg(6), rel=1e-6)
-    value, how = trivial_loss(spec)
-    assert value == pytest.approx(loss.item(), rel=1e-6) and "lambda" in how
+    term, value, how = trivial_value(spec)
+    assert (term, value) == ("sigreg", pytest.approx(parts["sigreg"].item(), rel=1e-6)) and "lambda" in how
