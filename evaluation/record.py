@@ -19,7 +19,8 @@ This docstring and `Record` are the schema, the only place it is written down. R
     health        {verdict: "ok" | "did not learn" | "reference", checks: {name: {value, threshold, passed,
                    passes_if, uses_labels, ...}}} (evaluation/health.py): the job's label-free checks of a
                    done run; absent or null: not checked (records written before the check, runs not done).
-                   The cross-run check (the probe's gap to random init) is added by reports, not stored.
+                   Reports judge the stored values against the current thresholds and add the
+                   cross-run check (the probe's gap to random init), which is not stored.
 
 Accuracies are fractions in [0, 1]. A record only counts for a run when it passes `read_record`: it parses,
 has every key with the right type, and (given the run) names that run and holds a spec whose run_id is it,
