@@ -24,6 +24,14 @@ import sys
 import traceback
 from pathlib import Path
 
+# OpenMP threads that wait by sleeping, not spinning, unless the user chose otherwise. Read once, when torch
+# loads its OpenMP runtime, so set before anything imports torch; inherited by local jobs and by sbatch's
+# exported environment. On a machine whose cores are shared (local runs side by side, or a busy node)
+# spinning waits burn the cores the other threads need: the linear probe of a digits-sized run took 86 s of
+# CPU with two spinning threads at a load average of 14 on 2 cores, 1.1 s with passive waits
+# (benchmarks/RESULTS.md).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from experiments.manifest import Manifest, ManifestError, find_run, load_manifest, missing_data
 from slurm.plan import LaunchError
 

@@ -65,3 +65,30 @@ def test_a_gpu_run_trains_with_one_thread_and_evaluates_with_all():
         assert torch.get_num_threads() == THREADS
     finally:
         torch.set_num_threads(before)
+
+
+def test_the_lejepa_command_makes_openmp_wait_passively_before_torch_loads(tmp_path):
+    """OMP_WAIT_POLICY is read once, when torch loads its OpenMP runtime: `lejepa` must set it first (and
+    leave a user's own choice alone). The child records the value at the moment torch is first imported."""
+    import os
+    import subprocess
+    import sys
+
+    script = """
+import importlib.abc, os, sys
+seen = []
+class Watch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "torch" and not seen:
+            seen.append(os.environ.get("OMP_WAIT_POLICY"))
+        return None
+sys.meta_path.insert(0, Watch())
+import experiments.cli
+print(seen[0] if seen else "torch not imported")
+"""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "PASSIVE"
+    out = subprocess.run([sys.executable, "-c", script], env={**env, "OMP_WAIT_POLICY": "ACTIVE"},
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "ACTIVE"
