@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from evaluation.accuracies import PROBES, probe_accuracy, probe_label
 from evaluation.record import NewerSchema, RecordError, read_record, record_path, run_dir
 from lejepa.metrics_log import read_metrics
 from lejepa.spec import RunSpec
@@ -85,8 +86,8 @@ def _state_from_record(spec: RunSpec, path: Path, log: str | None) -> RunState:
     status, seconds = record["status"], None
     if status == "done":
         seconds = (record["pretrain"].get("wall_seconds") or 0.0) + (record["evaluation"].get("wall_seconds") or 0.0)
-        top1 = record["evaluation"].get("linear_top1")
-        detail = f"linear top-1 {top1:.4f}" if isinstance(top1, (int, float)) else "done"
+        detail = ", ".join(f"{probe_label(probe)} {value:.4f}" for probe in PROBES
+                           if (value := probe_accuracy(record, probe)) is not None) or "done"
     else:
         detail = record.get("reason") or "no reason recorded"
     return RunState(spec, status, detail, log, seconds)
