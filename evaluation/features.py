@@ -44,9 +44,10 @@ class _Transformed(torch.utils.data.Dataset):
 
 
 def shard_bounds(count: int, batch_size: int, ranks: int) -> list[tuple[int, int]]:
-    """[start, end) of each rank's images: contiguous runs of whole batches, as even as batches allow."""
+    """[start, end) of each rank's images: contiguous runs of whole batches, as even as batches allow, the
+    earlier ranks taking the extra ones (so rank 0 has images whenever there are any)."""
     batches = math.ceil(count / batch_size)
-    cuts = [min(count, (batches * r // ranks) * batch_size) for r in range(ranks + 1)]
+    cuts = [min(count, -(-batches * r // ranks) * batch_size) for r in range(ranks + 1)]
     return list(itertools.pairwise(cuts))
 
 
