@@ -64,6 +64,12 @@ def probe_accuracy(record: dict, probe: str = LINEAR) -> float | None:
     return float(value) if _finite(value) else None
 
 
+def metric_values(record: dict) -> list[tuple[Metric, Any]]:
+    """Every metric the record holds (the probes' in registry order), with its value as recorded."""
+    upgraded = _upgraded(record)
+    return [(metric, _value(upgraded, metric.path)) for metric in record_metrics(upgraded)]
+
+
 def few_shot_accuracies(record: dict) -> dict[int, tuple[float, float]]:
     """{labelled images per class: (mean, std over draws)} of the frozen linear probe, by shots."""
     out: dict[int, tuple[float, float]] = {}

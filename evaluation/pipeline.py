@@ -1,5 +1,7 @@
 """One run, start to finish: pretrain (or resume) -> frozen evaluation -> result record.
 
+The record carries the run's health (evaluation/health.py): its label-free checks that it learnt anything.
+
 This is what every executor runs (local, debug, SLURM array task; slurm/job.py wraps it), on every rank of
 the run: all ranks pretrain and extract the frozen features (each a shard, gathered on rank 0), and rank 0
 runs the probes and writes the record. It is
@@ -16,6 +18,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from evaluation.evaluate import evaluate_frozen
+from evaluation.health import run_health
 from evaluation.probes import build_probes
 from evaluation.record import (
     NewerSchema,
@@ -31,6 +34,7 @@ from evaluation.transfer import load_source_method
 from lejepa.checkpoint import remove_interrupted_writes, set_aside
 from lejepa.distributed import local_device, rank, rank_zero_says, world_size
 from lejepa.files import atomic_write_text
+from lejepa.metrics_log import read_metrics
 from lejepa.run_lock import RunLocked, run_lock
 from lejepa.spec import RunSpec
 from lejepa.train import pretrain
@@ -89,7 +93,9 @@ def _pretrain_evaluate_record(spec: RunSpec, results_root: Path, folder: Path, p
             evaluation = evaluate_frozen(spec, method, folder, f"{spec.model.init_from}:step{source['step']}", device)
             if rank() != 0:
                 return {}
-            record = make_record(spec, "done", evaluation={**evaluation, "transfer_from": source}, env=env)
+            health = run_health(spec, {}, evaluation, [])  # its pretraining is the source run's, checked there
+            record = make_record(spec, "done", evaluation={**evaluation, "transfer_from": source}, env=env,
+                                 health=health)
         else:
             method, result = pretrain(spec, folder, progress=progress)
             if result.status == "diverged":
@@ -100,7 +106,10 @@ def _pretrain_evaluate_record(spec: RunSpec, results_root: Path, folder: Path, p
                 evaluation = evaluate_frozen(spec, method, folder, f"step{result.steps}", device, result.online_probe)
                 if rank() != 0:
                     return {}
-                record = make_record(spec, "done", pretrain=result.to_dict(), evaluation=evaluation, env=env)
+                health = run_health(spec, result.to_dict(), evaluation, read_metrics(folder / "metrics.jsonl"),
+                                    pretrains=method.pretrains)
+                record = make_record(spec, "done", pretrain=result.to_dict(), evaluation=evaluation, env=env,
+                                     health=health)
     except Exception as error:
         if rank() == 0:
             write_record(results_root, make_record(spec, "failed", reason=f"{type(error).__name__}: {error}", env=env))

@@ -12,14 +12,19 @@ This docstring and `Record` are the schema, the only place it is written down. R
     pretrain      {status, steps, epochs, wall_seconds, images_per_second, final_loss,
                    final_parts: {name: value}, reason}; {} for runs that do not pretrain
     evaluation    {probes: {NAME: section} for each probe of eval.probes (evaluation/probes/, each
-                   probe's module says its section; e.g. linear: {top1, top5, head: {lr, features,
-                   holdout_top1, norm?, name?, steps?}}, knn: {feature, k, temperature, top1@K for each K},
-                   few_shot: {SHOTS: {mean, std, draws}}, online_linear: {top1, top5, feature, views} or
+                   probe's module says its section; e.g. linear: {top1, top5, head: {name, norm, lr,
+                   features, holdout_top1, holdout_cross_entropy, steps}}, knn: {feature, k, temperature,
+                   top1@K for each K}, few_shot: {SHOTS: {mean, std, draws}}, online_linear: {top1, top5, feature, views} or
                    {skipped}; every section also wall_seconds),
                    feature_dim, feature_kind, feature_precision, train_images, test_images,
                    embedding_spectrum, wall_seconds,
                    transfer_from: {dataset, experiment, run_id, step} (model.init_from runs)}
     environment   {python, torch, timm, git_commit, device, world_size, hostname}
+    health        {verdict: "ok" | "did not learn" | "reference", checks: {name: {value, threshold, passed,
+                   passes_if, uses_labels, ...}}} (evaluation/health.py): the job's label-free checks of a
+                   done run; absent or null: not checked (records written before the check, runs not done).
+                   Reports judge the stored values against the current thresholds and add the
+                   cross-run check (the probe's gap to random init), which is not stored.
 
 Accuracies are fractions in [0, 1]. A record only counts for a run when it passes `read_record`: it parses,
 has every key with the right type, and (given the run) names that run and holds a spec whose run_id is it,
@@ -71,6 +76,7 @@ class Record:
     pretrain: dict
     evaluation: dict
     environment: dict
+    health: dict | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -102,13 +108,13 @@ def environment(device: str, world_size: int) -> dict:
 
 
 def make_record(spec: RunSpec, status: str, *, pretrain: dict | None = None, evaluation: dict | None = None,
-                reason: str | None = None, env: dict | None = None) -> dict:
+                reason: str | None = None, env: dict | None = None, health: dict | None = None) -> dict:
     """A record of the current schema (an evaluation given in schema 1's layout is upgraded)."""
     if status not in STATUSES:
         raise ValueError(f"record status must be one of {STATUSES}, got {status!r}")
     return Record(RECORD_SCHEMA, spec.run_id, spec.experiment, datetime.now(timezone.utc).isoformat(timespec="seconds"),
                   status, reason, spec.to_dict(), pretrain or {}, upgrade_evaluation(evaluation or {}, spec.to_dict()),
-                  env or {}).to_dict()
+                  env or {}, health).to_dict()
 
 
 _KNN_KEY = re.compile(r"knn_top1@(\d+)")
@@ -161,6 +167,7 @@ def read_record(path: Path, expect_run_id: str | None = None) -> dict:
         raise NewerSchema(f"{path} has schema {data['schema']}; this lejepa-bench reads up to {RECORD_SCHEMA}: "
                           f"report it with the newer version that wrote it")
     wrong = [key for key, kind in _TYPES.items() if not isinstance(data.get(key), kind)]
+    wrong += ["health"] if not isinstance(data.get("health"), (dict, type(None))) else []  # optional
     if wrong or data["status"] not in STATUSES:
         what = f"missing or mistyped {', '.join(wrong)}" if wrong else f"unknown status {data['status']!r}"
         raise RecordError(f"{path}: not a lejepa-bench record ({what})")

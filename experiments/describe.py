@@ -1,4 +1,10 @@
-"""`lejepa describe method|dataset|probe NAME`: every option with its type, default, allowed range and meaning."""
+"""`lejepa describe method|dataset|probe|section NAME`: every option with its type, default, allowed range and
+meaning.
+
+`section` describes the run keys of one spec section (data, model, views, train, eval, resources), the keys a
+manifest's `defaults`, grid and overrides set; `probe` one probe of the registry (evaluation/probes/), whose
+options a manifest sets as eval.probe_options.NAME.
+"""
 
 from __future__ import annotations
 
@@ -36,7 +42,17 @@ def describe(what: str, name: str) -> str:
         ])
     if what == "probe":
         return _describe_probe(name)
-    raise KeyError(f"cannot describe '{what}' (method, dataset or probe)")
+    if what == "section":
+        from lejepa.spec import SECTIONS
+
+        if name not in SECTIONS:
+            raise KeyError(f"unknown section '{name}' (sections: {', '.join(SECTIONS)})")
+        section = SECTIONS[name]
+        summary = (section.__doc__ or "").strip().splitlines()[0] if section.__doc__ else ""
+        head = f"section {name}" + (f": {summary}" if summary and not summary.startswith(section.__name__) else "")
+        return f"{head}\nset in a manifest as {name}: {{KEY: VALUE}} or {name}.KEY: VALUE\n" + _table(
+            describe_options(section))
+    raise KeyError(f"cannot describe '{what}' (method, dataset, probe or section)")
 
 
 def _describe_probe(name: str) -> str:

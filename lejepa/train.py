@@ -203,8 +203,9 @@ def pretrain(spec: RunSpec, run_dir: Path, progress: bool = True) -> tuple[Metho
             throughput = images_seen / (now - loop_start)
             if logging:
                 online = {} if probe is None else {"online_top1": probe.running_top1()}  # a sync: every rank
-                log.append({"step": done, "epoch": done / steps_per_epoch, "loss": loss_value, **parts,
-                            "lr": lr, "images_per_second": throughput, "elapsed": wall, **online})
+                log.append({"step": done, "total_steps": total_steps, "epoch": done / steps_per_epoch,
+                            "loss": loss_value, **parts, "lr": lr, "images_per_second": throughput,
+                            "elapsed": wall, **online})
                 bar.set_postfix(loss=f"{loss_value:.4f}", **{k: f"{v:.4f}" for k, v in parts.items()},
                                 img_s=f"{throughput:.0f}")
             if this_rank == 0 and saving:

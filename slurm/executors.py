@@ -19,6 +19,7 @@ from evaluation.record import record_path
 from lejepa.spec import RunSpec
 from slurm.job import JOB_SETUP, RunJob
 from slurm.ledger import job_entry, update_ledger
+from slurm.progress import LiveLines, run_line
 from slurm.sbatch import group_by_resources, sbatch_parameters
 
 
@@ -95,15 +96,33 @@ def _visible_gpus(slot: int, per_job: int) -> tuple[int, ...]:
 
 class LocalExecutor:
     """Subprocesses on this machine, at most `parallelism` at a time (submitit's LocalExecutor starts every
-    job it is given at once, so jobs are handed over one by one as slots free up)."""
+    job it is given at once, so jobs are handed over one by one as slots free up). While it waits it shows
+    one progress line per running run (slurm/progress.py): in place on a terminal, else every
+    `plain_progress_every` seconds."""
 
     name = "local"
+    plain_progress_every = 30.0
 
     def run(self, specs: list[RunSpec], launch: Launch) -> None:
+        live = LiveLines(plain_every=self.plain_progress_every)
+        echo = launch.echo
+
+        def echo_above_progress(text: str) -> None:  # a message never lands inside the progress block
+            live.clear()
+            echo(text)
+
+        launch.echo = echo_above_progress
+        try:
+            self._run(specs, launch, live)
+        finally:
+            live.clear()
+            launch.echo = echo
+
+    def _run(self, specs: list[RunSpec], launch: Launch, live: LiveLines) -> None:
         import torch
 
         gpus_here = torch.cuda.device_count()
-        waiting, running = list(specs), {}
+        waiting, running, started = list(specs), {}, {}
         update_ledger(launch.results_root, launch.experiment, {}, launch.info)
         try:
             while waiting or running:
@@ -120,12 +139,16 @@ class LocalExecutor:
                                                tasks_per_node=spec.resources.tasks_per_node, visible_gpus=gpus)
                     job = executor.submit(RunJob(), spec, str(launch.results_root))
                     running[slot] = (spec, job)
+                    started[spec.run_id] = time.monotonic()
                     launch.note(job, spec, self.name)
                     launch.echo(f"started {spec.run_id} (local job {job.job_id}); log {job.paths.stderr}")
                 for slot, (spec, job) in list(running.items()):
                     if job.done():
                         del running[slot]
                         launch.collect(job, spec)
+                if live.due():
+                    live.show([run_line(launch.results_root, spec, time.monotonic() - started[spec.run_id])
+                               for spec, _ in running.values()])
                 time.sleep(0.5)
         except KeyboardInterrupt:
             for spec, job in running.values():

@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from evaluation.accuracies import PROBES, probe_accuracy, probe_label
-from evaluation.record import NewerSchema, RecordError, read_record, record_path, run_dir
-from lejepa.metrics_log import read_metrics
+from evaluation.health import DID_NOT_LEARN, failed_checks, study_health
+from evaluation.record import NewerSchema, RecordError, read_record, read_records, record_path
 from lejepa.spec import RunSpec
 from slurm.ledger import read_ledger
+from slurm.progress import Progress, progress_text, read_progress
 from slurm.queue import live_jobs
 
 
@@ -20,13 +21,7 @@ class RunState:
     detail: str
     log: str | None = None
     seconds: float | None = None  # pretraining + evaluation wall time, for finished runs
-
-
-def _last_metrics(results_root: Path, spec: RunSpec) -> str:
-    lines = read_metrics(run_dir(results_root, spec.experiment, spec.run_id) / "metrics.jsonl")
-    if not lines or not isinstance(lines[-1].get("loss"), (int, float)):
-        return ""
-    return f", step {lines[-1]['step']}, loss {lines[-1]['loss']:.4g}"
+    progress: Progress | None = None  # the newest metrics line of a running run
 
 
 # What a job's log says when something outside the run ended it (SLURM and the kernel's words).
@@ -58,6 +53,8 @@ def collect_status(experiment: str, specs: list[RunSpec], results_root: Path) ->
     results_root = Path(results_root)
     ledger = read_ledger(results_root, experiment)["runs"]
     live = live_jobs(results_root, experiment, [s.run_id for s in specs])
+    wanted = {s.run_id for s in specs}
+    health = study_health([r for r in read_records(results_root, experiment)[0] if r["run_id"] in wanted])
     states = []
     for spec in specs:
         entry = ledger.get(spec.run_id, {})
@@ -65,9 +62,11 @@ def collect_status(experiment: str, specs: list[RunSpec], results_root: Path) ->
         path = record_path(results_root, spec.experiment, spec.run_id)
         if spec.run_id in live:  # a job in flight (a rerun, say) outranks an older record
             state, detail = live[spec.run_id]
-            states.append(RunState(spec, state, detail + _last_metrics(results_root, spec), log))
+            progress = read_progress(results_root, spec)
+            detail += f", {progress_text(progress)}" if progress else ""
+            states.append(RunState(spec, state, detail, log, progress=progress))
         elif path.exists():
-            states.append(_state_from_record(spec, path, log))
+            states.append(_state_from_record(spec, path, log, health.get(spec.run_id)))
         elif not entry:
             states.append(RunState(spec, "pending", "not submitted yet"))
         else:
@@ -76,7 +75,8 @@ def collect_status(experiment: str, specs: list[RunSpec], results_root: Path) ->
     return states
 
 
-def _state_from_record(spec: RunSpec, path: Path, log: str | None) -> RunState:
+def _state_from_record(spec: RunSpec, path: Path, log: str | None, health: dict | None = None) -> RunState:
+    """A done run whose health check failed (evaluation/health.py) says "did not learn" and which checks failed."""
     try:
         record = read_record(path, expect_run_id=spec.run_id)
     except NewerSchema as error:  # not this version's to judge (or to overwrite)
@@ -88,26 +88,43 @@ def _state_from_record(spec: RunSpec, path: Path, log: str | None) -> RunState:
         seconds = (record["pretrain"].get("wall_seconds") or 0.0) + (record["evaluation"].get("wall_seconds") or 0.0)
         detail = ", ".join(f"{probe_label(probe)} {value:.4f}" for probe in PROBES
                            if (value := probe_accuracy(record, probe)) is not None) or "done"
+        if health and health.get("verdict") == DID_NOT_LEARN:
+            detail = f"{DID_NOT_LEARN.upper()}: {failed_checks(health)}; {detail}"
     else:
         detail = record.get("reason") or "no reason recorded"
     return RunState(spec, status, detail, log, seconds)
 
 
 def eta_estimate(states: list[RunState]) -> str:
-    """Remaining time from the mean wall time of finished runs; says how it was computed."""
-    finished = [s.seconds for s in states if s.seconds]
-    left = [s for s in states if s.state in ("pending", "running")]
-    if not left:
+    """Time left, and how it was computed: a running run's pretraining from its speed (steps left / steps
+    per second, from its newest metrics line), pending runs from the mean wall time of finished runs."""
+    running = [s for s in states if s.state == "running"]
+    pending = [s for s in states if s.state == "pending"]
+    if not running and not pending:
         return "ETA: nothing left to run" + (" (failed runs need a relaunch)" if any(
             s.state == "failed" for s in states) else "")
-    if not finished:
-        return f"ETA: unknown until a run finishes ({len(left)} run(s) left)"
-    mean = sum(finished) / len(finished)
-    parallel = max(1, sum(s.state == "running" for s in states))
-    total = mean * len(left) / parallel
-    return (f"ETA: about {duration(total)} = {len(left)} run(s) left x {duration(mean)} mean wall time "
-            f"(pretraining + evaluation, of {len(finished)} done run(s)) / {parallel} running at once; "
-            f"queue waits not included")
+    finished = [s.seconds for s in states if s.seconds]
+    mean = sum(finished) / len(finished) if finished else None
+    parts, total, unknown = [], 0.0, []
+    timed = [s.progress.seconds_left for s in running if s.progress and s.progress.seconds_left is not None]
+    if timed:
+        total += max(timed)
+        parts.append(f"{len(timed)} running run(s) end pretraining in {duration(max(timed))} at their measured "
+                     f"speed (steps left / steps per second; their evaluation not included)")
+    if len(timed) < len(running):
+        unknown.append(f"{len(running) - len(timed)} running run(s) have no speed yet (no training step logged, "
+                       f"or they do not pretrain)")
+    if pending:
+        if mean is None:
+            unknown.append(f"{len(pending)} pending run(s) until a run finishes")
+        else:
+            parallel = max(1, len(running))
+            total += mean * len(pending) / parallel
+            parts.append(f"{len(pending)} pending run(s) x {duration(mean)} mean wall time (pretraining + "
+                         f"evaluation, of {len(finished)} done run(s)) / {parallel} at once")
+    text = f"ETA: about {duration(total)} = " + " + ".join(parts) if parts else "ETA: unknown"
+    text += f"; not known: {'; '.join(unknown)}" if unknown else ""
+    return text + "; queue waits not included"
 
 
 def duration(seconds: float) -> str:

@@ -4,11 +4,10 @@ feature choice and, where it names one, normalisation) and trains for its number
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import ClassVar
 
-from evaluation.linear_probe import few_shot_probe, holdout_split
+from evaluation.linear_probe import few_shot_probe
 from evaluation.probes.base import Metric, Probe, ProbeContext, get_probe, probe_options, register_probe
 from evaluation.probes.linear import PROTOCOL
 from lejepa.options import Validated, positive
@@ -35,18 +34,12 @@ class FewShotProbe(Probe):
     def run(self, context: ProbeContext) -> dict:
         chosen = context.handed_on["linear"]
         linear_options = probe_options(get_probe("linear"), context.spec.eval)  # its batch size, weight decay
-        steps = getattr(chosen, "steps", None)
-        if steps is None:  # the full-data probe's optimiser steps
-            fit_images = len(context.train.labels) - len(holdout_split(
-                context.train.labels, linear_options.holdout_fraction, context.spec.seed)[1])
-            steps = linear_options.epochs * math.ceil(fit_images / linear_options.batch_size)
-        norm = {"norm": chosen.norm} if getattr(chosen, "norm", None) else {}
         train, test = context.train, context.test
         return {str(shots): few_shot_probe(
             train.frozen, train.labels, test.frozen, test.labels, context.num_classes, shots, self.options.draws,
-            lr=chosen.lr, features=context.choices[chosen.features], steps=steps,
+            lr=chosen.lr, features=context.choices[chosen.features], steps=chosen.steps,
             batch_size=linear_options.batch_size, weight_decay=linear_options.weight_decay, seed=context.spec.seed,
-            **norm,
+            norm=chosen.norm,
         ) for shots in self.options.shots}
 
     @classmethod

@@ -12,8 +12,9 @@ from pathlib import Path
 from evaluation.accuracies import probe_accuracy
 from experiments.cli import main
 
+# 256 training images make one probe step per epoch: 100 epochs give the probe 100 steps.
 SMALL = ["data.train_limit=256", "data.test_limit=200", "train.max_steps=3", "train.batch_size=64",
-         "eval.linear_epochs=20", "eval.knn_k=[10,20]"]
+         "eval.linear_epochs=100", "eval.knn_k=[10,20]"]
 
 
 def test_quickstart_launch_then_report(tmp_path: Path, capsys):
@@ -27,8 +28,13 @@ def test_quickstart_launch_then_report(tmp_path: Path, capsys):
         assert 0.1 < probe_accuracy(record, "linear") <= 1.0 and 0.1 < probe_accuracy(record, "knn") <= 1.0
     lejepa = next(r for r in records if r["spec"]["method"]["name"] == "lejepa")
     assert lejepa["pretrain"]["steps"] == 3 and set(lejepa["pretrain"]["final_parts"]) == {"pred", "sigreg"}
+    assert [line["total_steps"] for line in map(json.loads, (tmp_path / "quickstart" / lejepa["run_id"] /
+                                                          "metrics.jsonl").read_text().splitlines())] == [3]
+    assert lejepa["evaluation"]["feature_dim"] == 128  # the quarter-width ResNet-10-T's pooled features
     raw = next(r for r in records if r["spec"]["method"]["name"] == "raw_pixels")
     assert raw["evaluation"]["feature_dim"] == 3 * 28 * 28  # the normalised pixels themselves
+    # 256 training images, 200 test images: pixels already separate most classes (chance is 10 %)
+    assert 0.6 < raw["evaluation"]["linear_top1"] < 0.9 and 0.6 < raw["evaluation"]["knn_top1@20"] < 0.9
 
     capsys.readouterr()
     assert main(["report", "quickstart", *SMALL, "--results", str(tmp_path)]) == 0
@@ -37,8 +43,12 @@ def test_quickstart_launch_then_report(tmp_path: Path, capsys):
         assert name in printed
     linear = f"{100 * probe_accuracy(lejepa, 'linear'):.1f}"
     assert linear in printed  # the table shows the record's number, in %
-    for name in ("table.csv", "table.md", "table.tex", "report.md"):
+    for record in records:  # every row's numbers, as the table prints them
+        assert f"{100 * record['evaluation']['knn_top1@20']:.2f}" in printed
+    for name in ("table.csv", "table.md", "table.tex", "report.md", "report.html"):
         assert (tmp_path / "quickstart" / name).stat().st_size > 0
+    assert f"open {tmp_path / 'quickstart' / 'report.html'} in a browser" in printed
+    assert len(list((tmp_path / "quickstart" / "tensorboard").glob("*/events.out.tfevents.*"))) == 3
 
     # Relaunching finds every record done and runs nothing.
     assert main(["launch", "quickstart", *SMALL, "--executor", "debug", "--results", str(tmp_path)]) == 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -15,6 +16,7 @@ from evaluation.accuracies import probe_accuracy
 from evaluation.record import make_record, read_record, record_path, write_record
 from experiments.cli import main
 from experiments.manifest import load_manifest
+from slurm.executors import LocalExecutor
 from slurm.ledger import ledger_path, read_ledger, update_ledger
 from slurm.plan import plan_launch, set_aside_previous
 
@@ -45,12 +47,18 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 def test_local_launch_status_skip_and_force(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # a set value wins over resources.cpus_per_task
+    monkeypatch.setattr(LocalExecutor, "plain_progress_every", 0.0)  # progress lines at every look
     path, results = write_manifest(tmp_path), tmp_path / "results"
     manifest = load_manifest(path)
     args = [str(path), "--results", str(results)]
 
     assert main(["launch", *args, "--parallelism", "2"]) == 0
-    assert "2 run(s) submitted with the local executor, 0 already done" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "2 run(s) submitted with the local executor, 0 already done" in out
+    progress = [line for line in out.splitlines() if line.startswith("progress ")]
+    for spec in manifest.runs:  # both ran at once, each with its own line while it ran
+        assert any(f" {spec.run_id}: " in line for line in progress)
+    assert all(re.search(r": (step \d+/4, |starting |evaluating )", line) for line in progress)
     ledger = read_ledger(results, "launcher")
     for spec in manifest.runs:
         record = read_record(record_path(results, "launcher", spec.run_id))
