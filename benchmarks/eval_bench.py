@@ -1,7 +1,7 @@
 """Frozen evaluation's wall time on the CPU at a fixed feature count: the code before the probe registry
 (loaded from git) against the current one, in one process and sharded over two gloo ranks.
 
-    .venv/bin/python benchmarks/eval_bench.py [--before 8ee6aba] [--train 8000] [--test 2000] [--repeat 2]
+    .venv/bin/python benchmarks/eval_bench.py [--before 600045b] [--train 8000] [--test 2000] [--repeat 2]
 
 The images are a synthetic in-memory dataset (registered here as `bench_synthetic`: 16 px, 10 classes whose
 images differ in brightness, so the probes learn something); the backbone is the tests' narrow ResNet-18,
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import re
 import socket
 import statistics
@@ -41,6 +42,7 @@ from lejepa.data.registry import DATASETS, register_dataset
 from lejepa.methods import build_method
 
 SIZES = {"train": 8000, "test": 2000}
+BEFORE = "600045b"  # main when the registry was merged into it: issue 19's linear probe, no registry yet
 
 
 def _synthetic(_root: Path, split: str) -> TensorImageDataset:
@@ -62,7 +64,8 @@ def _spec():
 
 def load_before(commit: str, folder: Path):
     """evaluation/evaluate.py, features.py and knn.py as they were at `commit`, written under `folder` as a
-    package of their own and imported (the rest, the linear probe included, is today's)."""
+    package of their own and imported (the rest, the linear probe included, is today's: at BEFORE it is the
+    same code)."""
     package = folder / "evaluation_before"
     package.mkdir()
     (package / "__init__.py").write_text("")
@@ -117,11 +120,12 @@ def _worker(rank: int, port: int, out: Path, repeat: int, sizes: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--before", default="8ee6aba", help="commit of the code before the registry")
+    parser.add_argument("--before", default=BEFORE, help="commit of the code before the registry")
     parser.add_argument("--train", type=int, default=SIZES["train"])
     parser.add_argument("--test", type=int, default=SIZES["test"])
     parser.add_argument("--repeat", type=int, default=2)
     args = parser.parse_args()
+    print(f"load average at start: {os.getloadavg()}")
     SIZES.update(train=args.train, test=args.test)
     torch.set_num_threads(1)
     spec = _spec()
@@ -149,6 +153,7 @@ def main() -> None:
                                 ("after (two gloo ranks)", two, two_probes)):
         print(f"  {name:24s} " + ", ".join(f"{t:.2f} s" for t in times) + f"; median {statistics.median(times):.2f} s"
               + (f" (probes on rank 0: median {statistics.median(probes):.2f} s)" if probes else ""))
+    print(f"  load average at the end: {os.getloadavg()}")
     base = statistics.median(one_before)
     print(f"  ratio after/before: one process {statistics.median(one_after) / base:.2f}, "
           f"two ranks {statistics.median(two) / base:.2f}")

@@ -1,7 +1,12 @@
 """The probe registry (evaluation/probes/base.py): each probe is one module here, imported below."""
 
-from evaluation.probes import few_shot, knn, linear, online_linear  # noqa: F401  registers the probes
-from evaluation.probes import logistic_regression  # noqa: F401  (after them: `lejepa list probes` order)
+from evaluation.probes import (  # noqa: F401  registers the probes
+    few_shot,
+    knn,
+    linear,
+    logistic_regression,
+    online_linear,
+)
 from evaluation.probes.base import (
     PROBES,
     Metric,

@@ -30,8 +30,8 @@ PROTOCOL = {"eval": "logistic_regression"}
 @dataclass(frozen=True)
 class LogisticRegressionOptions(Validated):
     OWNER = "logistic_regression"
-    cs: tuple[float, ...] = positive(tuple(float(c) for c in np.logspace(-4, 2, 13)),
-                                     "inverse L2 penalties C tried (half-decades 1e-4 to 1e2)")
+    cs: tuple[float, ...] = positive(tuple(float(c) for c in np.logspace(-4, 4, 17)),
+                                     "inverse L2 penalties C tried (half-decades 1e-4 to 1e4)")
     max_iter: int = positive(1000, "L-BFGS iterations per C at most (the record says whether it converged)")
     features: str = setting("all", doc="feature choice: all (for token models [CLS block -2 | CLS block -1]) "
                                        "or last_block (token models only)", choices=("all", "last_block"))
@@ -86,7 +86,7 @@ class LogisticRegressionProbe(Probe):
         top5 = float((ranked[:, :5] == test_y[:, None]).any(1).mean()) if context.num_classes > 10 else None
         return {"top1": float((ranked[:, 0] == test_y).mean()), "top5": top5, "c": c, "features": o.features,
                 "holdout_top1": -neg_top1, "holdout_cross_entropy": float(loss), "iterations": iterations,
-                "converged": iterations < o.max_iter}
+                "converged": iterations < o.max_iter, "c_at_grid_edge": len(o.cs) > 1 and c in (min(o.cs), max(o.cs))}
 
     @classmethod
     def metrics(cls, section: dict) -> list[Metric]:

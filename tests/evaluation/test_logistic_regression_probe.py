@@ -59,6 +59,7 @@ def test_c_is_the_one_with_the_lowest_held_out_cross_entropy_and_only_it_is_scor
     best = min(cs, key=lambda c: hand[c][0])
     assert best != 1e-4  # the strongest penalty underfits: the grid must not just return its first C
     assert section["c"] == best and section["converged"] and section["features"] == "all"
+    assert section["c_at_grid_edge"] == (best in (min(cs), max(cs)))
     assert section["holdout_cross_entropy"] == pytest.approx(hand[best][0], rel=1e-3)
     assert section["holdout_top1"] == pytest.approx(hand[best][1], abs=1 / 90)
     assert section["top1"] == pytest.approx(hand[best][2], abs=1 / 600)
