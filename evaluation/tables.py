@@ -27,7 +27,7 @@ from typing import Any
 
 import pandas as pd
 
-from evaluation.accuracies import KNN, LINEAR, ONLINE, headline_metric, protocol_notes, table_metrics
+from evaluation.accuracies import KNN, LINEAR, ONLINE, protocol_notes, table_metrics
 from evaluation.health import DID_NOT_LEARN, NOT_CHECKED, OK, REFERENCE, study_health
 from evaluation.probes import get_probe
 from evaluation.record import STATUSES
@@ -48,6 +48,7 @@ RUN_METRICS = (
     Metric("final_loss", "pretrain.final_loss", "final loss", percent=False),
 )
 CONSOLE_PROBES = (LINEAR, KNN, ONLINE)  # the console table shows these probes' headlines
+CONSOLE_SECTIONS = {get_probe(p).section_path() for p in CONSOLE_PROBES}
 _METRICS = "_metrics"  # a row's {column: probe metric}, with that run's protocol
 
 
@@ -276,9 +277,9 @@ def format_console_table(records: list[dict], include_unhealthy: bool = False) -
         return "no result records yet"
     summary, keys = summarise(records, include_unhealthy=include_unhealthy)
     extra = [k for k in keys if k not in ("method", "dataset", "arch")]
-    headlines = [m for m in (headline_metric(p) for p in CONSOLE_PROBES)
-                 if m is not None and (m.column in {s.column for s in _standing(LINEAR) + _standing(KNN)}
-                                       or summary.get(f"{m.column}_mean", pd.Series(dtype=float)).notna().any())]
+    standing = {s.column for s in _standing(LINEAR) + _standing(KNN)}
+    headlines = [m for m in summary.attrs["metrics"] if m.headline and m.path.rsplit(".", 1)[0] in CONSOLE_SECTIONS
+                 and (m.column in standing or summary[f"{m.column}_mean"].notna().any())]
     labels = [f"{m.label} %" for m in headlines]
     header = ["method", "dataset", "arch", *extra, "n", "health", *labels, "pretrain"]
     statuses = summary.attrs["status_columns"]

@@ -217,6 +217,16 @@ def test_console_table_one_line_per_group():
     assert tables.format_console_table([]) == "no result records yet"
 
 
+def test_console_table_shows_the_online_probe_where_a_run_has_it():
+    online = {"probes": {"online_linear": {"top1": 0.5, "top5": None, "feature": "pooled", "views": "global"}}}
+    records = [synthetic_record(linear=0.8, knn=0.7, evaluation=online), synthetic_record(seed=1, linear=0.6, knn=0.5)]
+    header, rule, row, _, *protocols = tables.format_console_table(records).splitlines()
+    assert [h.strip() for h in header.split("  ") if h.strip()][-4:] == ["linear top-1 %", "kNN@20 top-1 %", "online linear top-1 %", "pretrain"]
+    assert "70.00 ± 14.14" in row and "60.00 ± 14.14" in row and "50.00" in row
+    assert protocols[-1] == "  online linear top-1: online linear"
+    assert "online" not in tables.format_console_table(records[1:])  # no run has it: no column
+
+
 def test_write_report_on_200_records_writes_every_table_and_figure(tmp_path: Path):
     """Its speed is measured in benchmarks/report_bench.py."""
     records = [synthetic_record(seed=seed, arch=arch, method={"name": "lejepa", "lamb": lamb, "num_slices": 256},
