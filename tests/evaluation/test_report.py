@@ -220,8 +220,9 @@ def test_console_table_one_line_per_group():
 def test_console_table_shows_the_online_probe_where_a_run_has_it():
     online = {"probes": {"online_linear": {"top1": 0.5, "top5": None, "feature": "pooled", "views": "global"}}}
     records = [synthetic_record(linear=0.8, knn=0.7, evaluation=online), synthetic_record(seed=1, linear=0.6, knn=0.5)]
-    header, rule, row, _, *protocols = tables.format_console_table(records).splitlines()
-    assert [h.strip() for h in header.split("  ") if h.strip()][-4:] == ["linear top-1 %", "kNN@20 top-1 %", "online linear top-1 %", "pretrain"]
+    header, _rule, row, _protocols, *protocols = tables.format_console_table(records).splitlines()
+    columns = [h.strip() for h in header.split("  ") if h.strip()]
+    assert columns[-4:] == ["linear top-1 %", "kNN@20 top-1 %", "online linear top-1 %", "pretrain"]
     assert "70.00 ± 14.14" in row and "60.00 ± 14.14" in row and "50.00" in row
     assert protocols[-1] == "  online linear top-1: online linear"
     assert "online" not in tables.format_console_table(records[1:])  # no run has it: no column
