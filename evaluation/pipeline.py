@@ -37,6 +37,7 @@ from lejepa.files import atomic_write_text
 from lejepa.metrics_log import read_metrics
 from lejepa.run_lock import RunLocked, run_lock
 from lejepa.spec import RunSpec
+from lejepa.threads import training_threads
 from lejepa.train import pretrain
 
 
@@ -97,7 +98,8 @@ def _pretrain_evaluate_record(spec: RunSpec, results_root: Path, folder: Path, p
             record = make_record(spec, "done", evaluation={**evaluation, "transfer_from": source}, env=env,
                                  health=health)
         else:
-            method, result = pretrain(spec, folder, progress=progress)
+            with training_threads(device):
+                method, result = pretrain(spec, folder, progress=progress)
             if result.status == "diverged":
                 if rank() != 0:
                     return {}

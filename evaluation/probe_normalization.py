@@ -24,7 +24,7 @@ each sample on its own:
   PCA: the whitened features are rotated back to the original axes, because AdamW is not rotation
   invariant: along the principal axes its per-coordinate steps give the pure-noise directions as much
   weight as the few that separate the classes (10-shot heads, lr 1e-2, 1,000 steps, on
-  tests/test_linear_probe.py's separable clusters: 90% with PCA whitening, 100% with ZCA). Only where the covariance is well estimated, with
+  tests/evaluation/test_linear_probe.py's separable clusters: 90% with PCA whitening, 100% with ZCA). Only where the covariance is well estimated, with
   at least WHITEN_SAMPLES_PER_DIM samples per dimension: with fewer, the smallest eigenvalues are mostly
   sampling noise, which whitening blows up to unit variance (the quickstart's raw pixels, 9,000 fit
   images of 2,352 values: the best whitened head 81.1% on held-out, the best standardised 83.4%), and

@@ -32,7 +32,7 @@ def describe_dry_run(experiment: str, specs: list[RunSpec], plan: LaunchPlan, *,
     for resources, group in group_by_resources(plan.to_run or specs):
         lines.append(f"  {len(group)} task(s), {gpu_hours(group):.1f} GPU-hours: "
                      f"{sbatch_flags(sbatch_parameters(resources, experiment, cap), len(group))}")
-    lines += [f"record does not count, the run goes again (the file is set aside, kept): {why}"
+    lines += [f"record does not count, the run would go again (a launch sets the file aside, kept): {why}"
               for why in plan.unusable.values()]
     lines += [f"not run: {why}" for why in plan.kept.values()]
     lines += _weight_sources(specs, results_root)

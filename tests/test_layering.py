@@ -66,3 +66,19 @@ def test_largest_module_is_small():
     sizes = {str(p.relative_to(REPO)): len(p.read_text().splitlines())
              for package in PACKAGES for p in (REPO / package).rglob("*.py")}
     assert max(sizes.values()) <= 350, sorted(sizes.items(), key=lambda item: -item[1])[:3]
+
+
+def test_the_top_level_names_are_this_suites_own():
+    """The suite installs four top-level packages under their folder names (editable install). Generic names
+    such as `evaluation`, `experiments` or `slurm` could be shadowed by, or shadow, another installed
+    distribution's; this fails, naming the other distribution, if the environment has such a clash, so that
+    it is found at install time rather than as a strange ImportError mid-study."""
+    import importlib.metadata
+    import importlib.util
+
+    owners = importlib.metadata.packages_distributions()
+    clashes = {name: sorted(set(owners.get(name, [])) - {"lejepa-bench", "lejepa_bench"}) for name in PACKAGES}
+    assert {name: others for name, others in clashes.items() if others} == {}
+    for name in PACKAGES:
+        origin = Path(importlib.util.find_spec(name).origin).resolve()
+        assert origin.is_relative_to(REPO), f"`import {name}` finds {origin}, not this suite's {REPO / name}"

@@ -84,7 +84,7 @@ def test_a_bad_record_is_named_and_every_command_goes_on(study, capsys, text):
     assert main(["launch", *args, "--dry-run"]) == 0
     out, err = capsys.readouterr()
     assert "2 runs (1 to run, 1 done, 0 queued/running)" in out
-    assert f"record does not count, the run goes again (the file is set aside, kept): {bad}: " in out
+    assert f"record does not count, the run would go again (a launch sets the file aside, kept): {bad}: " in out
     assert "Traceback" not in out + err and bad.read_text() == text  # named, left as it was
 
 

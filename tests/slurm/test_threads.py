@@ -45,3 +45,23 @@ def test_in_process_commands_use_the_runs_cpus_per_task(tmp_path, capsys, thread
     argv = [word.replace("RUN_ID", spec.run_id) for word in command]
     assert main([argv[0], str(path), *argv[1:], "--results", str(tmp_path / "results")]) == 0
     assert threads_seen == [THREADS]
+
+
+def test_a_gpu_run_trains_with_one_thread_and_evaluates_with_all():
+    """Issue 17: the training process of a GPU run leaves the cores to its loader's workers; the threads
+    come back for evaluation. A CPU run keeps its threads (the training process does the work there)."""
+    from lejepa.threads import training_threads
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(THREADS)
+    try:
+        with training_threads(torch.device("cuda", 0)):  # only the device's type is read: no GPU needed
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == THREADS
+        with training_threads(torch.device("cpu")):
+            assert torch.get_num_threads() == THREADS
+        with pytest.raises(RuntimeError), training_threads(torch.device("cuda")):
+            raise RuntimeError("a failed run still gives the threads back")
+        assert torch.get_num_threads() == THREADS
+    finally:
+        torch.set_num_threads(before)
