@@ -1,4 +1,5 @@
-"""Frozen-backbone evaluation of one trained method: cached features -> linear probe, kNN, few-shot."""
+"""Frozen-backbone evaluation of one trained method: features extracted once (every rank), then the run's
+probes (evaluation/probes/, eval.probes) on rank 0, each writing its own record section."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ from pathlib import Path
 import torch
 
 from evaluation.features import cached, embedding_spectrum, extract_features
-from evaluation.knn import knn_accuracy
-from evaluation.linear_probe import few_shot_probe, linear_probe
+from evaluation.probes import ProbeContext, SplitFeatures, build_probes
 from lejepa.data import get_dataset
 from lejepa.data.common import loader_workers
 from lejepa.data.sampling import balanced_subset
+from lejepa.distributed import rank
 from lejepa.spec import RunSpec
 
 
@@ -28,57 +29,70 @@ def _feature_choices(feature_dim: int, embed_dim: int) -> dict[str, slice]:
     return choices
 
 
-def evaluate_frozen(spec: RunSpec, method, run_dir: Path, weights_key: str, device: torch.device) -> dict:
-    """Probe the frozen backbone of `method`; `weights_key` names the weights for the feature cache."""
+def _uses_bf16(spec: RunSpec, device: torch.device) -> bool:
+    """bf16 autocast on CUDA, as in training, unless the run asks for fp32."""
+    return device.type == "cuda" and spec.train.precision != "fp32"
+
+
+def evaluate_frozen(spec: RunSpec, method, run_dir: Path, weights_key: str, device: torch.device,
+                    online_probe=None) -> dict | None:
+    """Probe the frozen backbone of `method`; `weights_key` names the weights for the feature cache. Every
+    rank of the run calls this (feature extraction is sharded); rank 0 returns the record's evaluation
+    section, the others None. `online_probe`: the head trained during pretraining (lejepa/online_probe.py)."""
     started = time.perf_counter()
+    probes = build_probes(spec)
     info = get_dataset(spec.data.name)
-    image_size = _image_size(spec)
+    image_size, bf16 = _image_size(spec), _uses_bf16(spec, device)
     backbone = method.evaluation_backbone() if hasattr(method, "evaluation_backbone") else method.backbone
     backbone.eval()
+    online = online_probe is not None and any(p.name == "online_linear" for p in probes)
     if getattr(method, "features_from_pixels", False):
-        encode, choices = (lambda images: images.flatten(1)), {"all": slice(None)}
+        kind, choices = "pixels", {"all": slice(None)}
+
+        def encode(images, pooled=False):
+            return {"frozen": images.flatten(1)}
     else:
-        encode = backbone.features
+        kind = "tokens" if backbone.is_token_model else "pooled"
         choices = _feature_choices(backbone.feature_dim, backbone.embed_dim)
 
-    def split_features(split: str, limit: int | None):
+        def encode(images, pooled=False):
+            frozen, forward = backbone.readouts(images)
+            return {"frozen": frozen, "pooled": forward} if pooled else {"frozen": frozen}
+
+    def split_features(split: str, limit: int | None, name: str, encoder, readouts: str):
         dataset = info.load(split, spec.data.root)
         indices = balanced_subset(dataset.targets, limit, spec.seed)
+        key = f"{weights_key}:{len(indices)}:{readouts}:{'bf16' if bf16 else 'fp32'}"
         return cached(
-            Path(run_dir) / "features" / f"{split}.pt", f"{weights_key}:{len(indices)}",
-            lambda: extract_features(encode, dataset, indices, image_size, info.mean, info.std,
-                                     spec.eval.batch_size, device, loader_workers(spec.data.num_workers)),
+            Path(run_dir) / "features" / f"{name}.pt", key,
+            lambda: extract_features(encoder, dataset, indices, image_size, info.mean, info.std,
+                                     spec.eval.batch_size, device, loader_workers(spec.data.num_workers), bf16),
         )
 
-    train_x, train_y = split_features(info.train_split, spec.data.train_limit)
-    test_x, test_y = split_features(info.test_split, spec.data.test_limit)
+    # The online head trained on the trained backbone's forward(): read it in the same pass when that backbone
+    # is the evaluated one, else (an averaged teacher is evaluated) in a pass of its own over test.
+    same_pass = online and backbone is method.backbone
+    train = split_features(info.train_split, spec.data.train_limit, "train", encode, "frozen")
+    test = split_features(info.test_split, spec.data.test_limit, "test",
+                          lambda x: encode(x, pooled=same_pass), "frozen,pooled" if same_pass else "frozen")
+    student = None
+    if online and not same_pass:
+        method.backbone.eval()
+        student = split_features(info.test_split, spec.data.test_limit, "test_online",
+                                 lambda x: {"pooled": method.backbone(x)}, "pooled")
+    if rank() != 0:
+        return None
+    pooled = test[0].get("pooled") if student is None else student[0]["pooled"]
+    context = ProbeContext(spec, info.num_classes, SplitFeatures(train[0]["frozen"], train[1]),
+                           SplitFeatures(test[0]["frozen"], test[1], pooled), choices, kind, device, online_probe)
     result: dict = {
-        "feature_dim": train_x.shape[1], "train_images": len(train_x), "test_images": len(test_x),
-        "embedding_spectrum": embedding_spectrum(test_x),
+        "feature_dim": context.train.frozen.shape[1], "train_images": len(context.train.labels),
+        "test_images": len(context.test.labels), "feature_kind": kind, "feature_precision": "bf16" if bf16 else "fp32",
+        "embedding_spectrum": embedding_spectrum(context.test.frozen), "probes": {},
     }
-    e = spec.eval
-    if e.linear:
-        probe = linear_probe(
-            train_x, train_y, test_x, test_y, info.num_classes, lrs=e.linear_lrs, choices=choices,
-            epochs=e.linear_epochs, batch_size=e.linear_batch_size, weight_decay=e.linear_weight_decay,
-            holdout_fraction=e.holdout_fraction, seed=spec.seed,
-        )
-        result.update(linear_top1=probe.top1, linear_top5=probe.top5,
-                      linear_head={"name": probe.name, "norm": probe.norm, "lr": probe.lr, "features": probe.features,
-                                   "holdout_top1": probe.holdout_top1,
-                                   "holdout_cross_entropy": probe.holdout_cross_entropy, "steps": probe.steps})
-        if e.few_shot:
-            steps = probe.steps  # the full-data probe's optimiser steps
-            result["few_shot"] = {
-                str(shots): few_shot_probe(
-                    train_x, train_y, test_x, test_y, info.num_classes, shots, e.few_shot_draws, lr=probe.lr,
-                    features=choices[probe.features], steps=steps, batch_size=e.linear_batch_size,
-                    weight_decay=e.linear_weight_decay, seed=spec.seed, norm=probe.norm,
-                ) for shots in e.few_shot
-            }
-    if e.knn:
-        for k, accuracy in knn_accuracy(train_x, train_y, test_x, test_y, info.num_classes, e.knn_k,
-                                        e.knn_temperature).items():
-            result[f"knn_top1@{k}"] = accuracy
+    for probe in probes:
+        probe_started = time.perf_counter()
+        section = probe.run(context)
+        result["probes"][probe.name] = {**section, "wall_seconds": time.perf_counter() - probe_started}
     result["wall_seconds"] = time.perf_counter() - started
     return result

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from evaluation.accuracies import LINEAR, probe_accuracy
 from lejepa.methods import get_method, parse_options
 from lejepa.methods.dino import uniform_output_loss
 from lejepa.methods.vicreg import collapsed_variance_term
@@ -194,8 +195,7 @@ def _is_reference_row(record: dict) -> bool:
 
 
 def _probe(record: dict) -> float | None:
-    value = (record.get("evaluation") or {}).get("linear_top1")
-    return float(value) if _finite(value) else None
+    return probe_accuracy(record, LINEAR)  # any record schema (evaluation/accuracies.py)
 
 
 def rejudge(name: str, check: dict) -> dict:

@@ -13,6 +13,7 @@ import html
 import math
 from pathlib import Path
 
+from evaluation.accuracies import KNN, LINEAR, probe_accuracy
 from evaluation.tables import format_duration
 
 STYLE = """
@@ -64,10 +65,10 @@ def run_rows(records: list[dict], missing: list[str] = ()) -> tuple[list[str], l
               "steps", "note"]
     cells, classes = [], []
     for record in sorted(records, key=lambda r: r["run_id"]):
-        evaluation, pretrain = record.get("evaluation") or {}, record.get("pretrain") or {}
+        pretrain = record.get("pretrain") or {}
         wall = pretrain.get("wall_seconds")
         cells.append([record["run_id"], record["spec"]["method"]["name"], record["status"],
-                      _percent(evaluation.get("linear_top1")), _percent(evaluation.get("knn_top1@20")),
+                      _percent(probe_accuracy(record, LINEAR)), _percent(probe_accuracy(record, KNN)),
                       format_duration(wall) if isinstance(wall, (int, float)) else "-",
                       str(pretrain.get("steps", "-")), record.get("reason") or ""])
         classes.append(record["status"])

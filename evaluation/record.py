@@ -11,9 +11,13 @@ This docstring and `Record` are the schema, the only place it is written down. R
     spec          RunSpec.to_dict()
     pretrain      {status, steps, epochs, wall_seconds, images_per_second, final_loss,
                    final_parts: {name: value}, reason}; {} for runs that do not pretrain
-    evaluation    {linear_top1, linear_top5, linear_head: {name, norm, lr, features, holdout_top1, ...},
-                   knn_top1@K for each K, few_shot: {shots: {mean, std, draws}},
-                   feature_dim, train_images, test_images, embedding_spectrum, wall_seconds,
+    evaluation    {probes: {NAME: section} for each probe of eval.probes (evaluation/probes/, each
+                   probe's module says its section; e.g. linear: {top1, top5, head: {name, norm, lr,
+                   features, holdout_top1, holdout_cross_entropy, steps}}, knn: {feature, k, temperature,
+                   top1@K for each K}, few_shot: {SHOTS: {mean, std, draws}}, online_linear: {top1, top5, feature, views} or
+                   {skipped}; every section also wall_seconds),
+                   feature_dim, feature_kind, feature_precision, train_images, test_images,
+                   embedding_spectrum, wall_seconds,
                    transfer_from: {dataset, experiment, run_id, step} (model.init_from runs)}
     environment   {python, torch, timm, git_commit, device, world_size, hostname}
     health        {verdict: "ok" | "did not learn" | "reference", checks: {name: {value, threshold, passed,
@@ -25,6 +29,11 @@ This docstring and `Record` are the schema, the only place it is written down. R
 Accuracies are fractions in [0, 1]. A record only counts for a run when it passes `read_record`: it parses,
 has every key with the right type, and (given the run) names that run and holds a spec whose run_id is it,
 so a record copied or linked into another run's folder is not taken for that run's.
+
+Schema 1 (before the probe registry) kept the probe numbers at the top of `evaluation` (linear_top1,
+linear_top5, linear_head, knn_top1@K, few_shot). `read_record` upgrades such a record in memory
+(`upgrade_evaluation`), so old records load and report as they did; nothing is rewritten on disk. Their kNN
+read the feature that is now called two_block.
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import platform
+import re
 import socket
 import subprocess
 from dataclasses import dataclass
@@ -41,7 +51,7 @@ from pathlib import Path
 from lejepa.files import atomic_write_text
 from lejepa.spec import RunSpec, SpecError
 
-RECORD_SCHEMA = 1
+RECORD_SCHEMA = 2
 RECORD_NAME = "result.json"
 STATUSES = ("done", "failed", "diverged")
 
@@ -99,10 +109,37 @@ def environment(device: str, world_size: int) -> dict:
 
 def make_record(spec: RunSpec, status: str, *, pretrain: dict | None = None, evaluation: dict | None = None,
                 reason: str | None = None, env: dict | None = None, health: dict | None = None) -> dict:
+    """A record of the current schema (an evaluation given in schema 1's layout is upgraded)."""
     if status not in STATUSES:
         raise ValueError(f"record status must be one of {STATUSES}, got {status!r}")
     return Record(RECORD_SCHEMA, spec.run_id, spec.experiment, datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                  status, reason, spec.to_dict(), pretrain or {}, evaluation or {}, env or {}, health).to_dict()
+                  status, reason, spec.to_dict(), pretrain or {}, upgrade_evaluation(evaluation or {}, spec.to_dict()),
+                  env or {}, health).to_dict()
+
+
+_KNN_KEY = re.compile(r"knn_top1@(\d+)")
+_SCHEMA_1_PROBE_KEYS = ("linear_top1", "linear_top5", "linear_head", "few_shot")
+
+
+def upgrade_evaluation(evaluation: dict, spec: dict) -> dict:
+    """A schema-1 evaluation section in schema 2's layout (its probe numbers under `probes`); one already in
+    it, or one without probe numbers, comes back as it is."""
+    legacy = [key for key in evaluation if key in _SCHEMA_1_PROBE_KEYS or _KNN_KEY.fullmatch(key)]
+    if "probes" in evaluation or not legacy:
+        return evaluation
+    upgraded = {key: value for key, value in evaluation.items() if key not in legacy}
+    probes: dict = {}
+    if "linear_top1" in evaluation or "linear_head" in evaluation:
+        probes["linear"] = {"top1": evaluation.get("linear_top1"), "top5": evaluation.get("linear_top5"),
+                            "head": evaluation.get("linear_head") or {}}
+    if isinstance(evaluation.get("few_shot"), dict):
+        probes["few_shot"] = evaluation["few_shot"]
+    knn = {int(m.group(1)): evaluation[key] for key in evaluation if (m := _KNN_KEY.fullmatch(key))}
+    if knn:
+        temperature = ((spec.get("eval") or {}).get("knn_temperature")) if isinstance(spec, dict) else None
+        probes["knn"] = {"feature": "two_block", "k": sorted(knn), "temperature": temperature or 0.07,
+                         **{f"top1@{k}": knn[k] for k in sorted(knn)}}
+    return {**upgraded, "probes": probes}
 
 
 def write_record(results_root: Path, record: dict) -> Path:
@@ -134,6 +171,8 @@ def read_record(path: Path, expect_run_id: str | None = None) -> dict:
     if wrong or data["status"] not in STATUSES:
         what = f"missing or mistyped {', '.join(wrong)}" if wrong else f"unknown status {data['status']!r}"
         raise RecordError(f"{path}: not a lejepa-bench record ({what})")
+    if data["schema"] < 2:  # the probe registry's layout, in memory only
+        data = {**data, "schema": RECORD_SCHEMA, "evaluation": upgrade_evaluation(data["evaluation"], data["spec"])}
     if expect_run_id is not None:
         try:
             spec_id = RunSpec.from_dict(data["spec"]).run_id

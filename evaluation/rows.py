@@ -1,6 +1,6 @@
 """Records as flat rows: the shared vocabulary of tables and figures.
 
-A record becomes a dict of dotted keys (`spec.train.lr`, `evaluation.linear_top1`) plus the keys reports
+A record becomes a dict of dotted keys (`spec.train.lr`, `evaluation.probes.linear.top1`) plus the keys reports
 group by: dataset, method, arch, transfer_from (the pretraining dataset of a model.init_from run) and status.
 """
 
@@ -9,6 +9,8 @@ from __future__ import annotations
 import difflib
 import math
 from typing import Any
+
+from evaluation.record import upgrade_evaluation
 
 MISSING = None  # how a spec key absent from a record shows up in a group key
 
@@ -62,7 +64,11 @@ def pretrain_epochs(record: dict) -> float | None:
 
 
 def describe(record: dict) -> dict[str, Any]:
-    """A flattened record plus the derived keys the reports group by."""
+    """A flattened record (its evaluation in the current layout, evaluation/record.py) plus the derived keys
+    the reports group by."""
+    evaluation = record.get("evaluation")
+    if isinstance(evaluation, dict):
+        record = {**record, "evaluation": upgrade_evaluation(evaluation, record.get("spec") or {})}
     flat = flatten(record)
     spec = record.get("spec") or {}
     flat["dataset"] = spec.get("data", {}).get("name")

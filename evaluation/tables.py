@@ -4,8 +4,11 @@ Runs are grouped (default: dataset x method x arch, plus every spec key that var
 a mean is always a mean over seeds and never over hyper-parameters), and each group gets the mean, sample
 standard deviation (ddof 1) and count of its finished runs, its status counts, and, where the paper or a
 public benchmark reports a number for the same dataset, method, architecture and protocol, that number and
-our gap to it (evaluation/references.py). Accuracies in records are fractions; tables show percentages,
-gaps in percentage points.
+our gap to it (evaluation/references.py). Metric columns, their labels and protocols come from the probe
+registry (evaluation/probes/, through evaluation/accuracies.py); a column is set beside a reference only when
+every run of the group measured it by one protocol and the probe says the protocol is comparable (kNN on
+the two-block feature is not: the public kNN numbers read the final CLS). Accuracies in records are
+fractions; tables show percentages, gaps in percentage points.
 
 Every group shows its runs' health (evaluation/health.py). A run that did not learn is left out of its
 group's means and n unless the report is asked to include it (`include_unhealthy`), and the health column
@@ -24,7 +27,9 @@ from typing import Any
 
 import pandas as pd
 
+from evaluation.accuracies import KNN, LINEAR, ONLINE, protocol_notes, table_metrics
 from evaluation.health import DID_NOT_LEARN, NOT_CHECKED, OK, REFERENCE, study_health
+from evaluation.probes import get_probe
 from evaluation.record import STATUSES
 from evaluation.references import load_paper_numbers, match_reference, protocol_label, reference_text
 from evaluation.rows import MISSING, describe, display_name, group_keys, hashable, sort_key
@@ -38,35 +43,23 @@ class Metric:
     percent: bool = True  # a fraction in the record, a percentage in the table
 
 
-REQUIRED_METRICS = (
-    Metric("linear_top1", "evaluation.linear_top1", "linear top-1 (%)"),
-    Metric("linear_top5", "evaluation.linear_top5", "linear top-5 (%)"),
-    Metric("knn_top1@20", "evaluation.knn_top1@20", "kNN@20 top-1 (%)"),
-)
-OPTIONAL_METRICS = tuple(
-    Metric(f"knn_top1@{k}", f"evaluation.knn_top1@{k}", f"kNN@{k} top-1 (%)") for k in (10, 100, 200)
-)
 RUN_METRICS = (
     Metric("pretrain_wall_s", "pretrain.wall_seconds", "pretrain time", percent=False),
     Metric("final_loss", "pretrain.final_loss", "final loss", percent=False),
 )
-# Which summary column a reference protocol is compared with.
-PROTOCOL_COLUMNS = {"linear": "linear_top1", "knn": "knn_top1@20"}
+CONSOLE_PROBES = (LINEAR, KNN, ONLINE)  # the console table shows these probes' headlines
+CONSOLE_SECTIONS = {get_probe(p).section_path() for p in CONSOLE_PROBES}
+_METRICS = "_metrics"  # a row's {column: probe metric}, with that run's protocol
+
+
+def _standing(probe: str) -> list:
+    return get_probe(probe).standing()
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
     if not values:
         return math.nan, math.nan
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else math.nan
-
-
-def _present_metrics(rows: list[dict[str, Any]]) -> list[Metric]:
-    """Required metrics always; optional ones and few-shot accuracies when some record has them."""
-    present = [m for m in OPTIONAL_METRICS if any(row.get(m.path) is not None for row in rows)]
-    shots = sorted({int(m.group(1)) for row in rows for key in row
-                    if (m := re.fullmatch(r"evaluation\.few_shot\.(\d+)\.mean", key))})
-    few_shot = [Metric(f"few_shot_{s}", f"evaluation.few_shot.{s}.mean", f"{s}-shot top-1 (%)") for s in shots]
-    return [*REQUIRED_METRICS, *present, *few_shot]
 
 
 def summarise(records: list[dict], group_by: list[str] | None = None, paper_numbers: dict | None = None,
@@ -80,7 +73,10 @@ def summarise(records: list[dict], group_by: list[str] | None = None, paper_numb
     for row, record in zip(rows, records):
         row["health"] = health.get(record["run_id"], {}).get("verdict")
     keys = group_keys(rows, group_by)
-    metrics = [*_present_metrics(rows), *RUN_METRICS]
+    probe_metrics, per_record = table_metrics(records)
+    for row, found in zip(rows, per_record):
+        row[_METRICS] = found
+    metrics = [*(Metric(m.column, m.path, m.label, m.percent) for m in probe_metrics), *RUN_METRICS]
     entries = (paper_numbers or load_paper_numbers())["entries"]
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for row in rows:
@@ -104,10 +100,12 @@ def summarise(records: list[dict], group_by: list[str] | None = None, paper_numb
         counts = Counter(r["status"] for r in members)
         for status in status_columns:
             out[status] = counts.get(status, 0)
-        out.update(_references(members, out, entries))
+        out.update(_references(members, out, entries, probe_metrics))
         table.append(out)
     summary = pd.DataFrame(table)
     summary.attrs["status_columns"] = status_columns
+    summary.attrs["metrics"] = probe_metrics
+    summary.attrs["protocols"] = protocol_notes(probe_metrics, per_record)
     return summary, [display_name(k) for k in keys]
 
 
@@ -139,23 +137,32 @@ def _common_settings(members: list[dict[str, Any]]) -> dict[str, Any]:
     return {k: members[0].get(k) for k in keys if len({hashable(m.get(k)) for m in members}) == 1}
 
 
-def _references(members: list[dict[str, Any]], summary: dict[str, Any], entries: list[dict]) -> dict[str, Any]:
-    """Paper/benchmark number, its protocol and our gap per measured column, when the whole group is one
-    dataset/method/arch with the settings the reference was measured at."""
+def _group_protocol(members: list[dict[str, Any]], column: str) -> dict | None:
+    """The protocol every finished member measured `column` by, when it is one and comparable."""
+    found = [m[_METRICS][column] for m in members if m["status"] == "done" and column in m[_METRICS]]
+    if not found or not all(f.compare and f.protocol == found[0].protocol for f in found):
+        return None
+    return found[0].protocol
+
+
+def _references(members: list[dict[str, Any]], summary: dict[str, Any], entries: list[dict],
+                metrics: list) -> dict[str, Any]:
+    """Paper/benchmark number, its protocol and our gap per metric column, when the whole group is one
+    dataset/method/arch with the settings the reference was measured at, and measured the column by one
+    comparable protocol."""
     identity = {"dataset": _only(members, "dataset"), "method": _only(members, "method"),
                 "arch": _only(members, "arch"), "transfer_from": _only(members, "transfer_from"),
                 "epochs": _only(members, "pretrain_epochs"), "config": _common_settings(members)}
     out: dict[str, Any] = {}
     refs = []
-    columns = [(protocol, column, None) for protocol, column in PROTOCOL_COLUMNS.items()]
-    columns += [("linear", column.removesuffix("_mean"), int(column.split("_")[2]))
-                for column in summary if re.fullmatch(r"few_shot_\d+_mean", column)]
-    for protocol, column, shots in columns:
-        entry = match_reference(entries, protocol=protocol, shots=shots, **identity)
+    for metric in metrics:
+        protocol = _group_protocol(members, metric.column)
+        entry = None if protocol is None else match_reference(entries, protocol=protocol,
+                                                              shots=protocol.get("shots"), **identity)
         value = entry["value"] if entry else math.nan
-        out[f"paper_{column}"] = value
-        out[f"gap_{column}"] = summary[f"{column}_mean"] - value
-        out[f"protocol_{column}"] = protocol_label(entry) if entry else None
+        out[f"paper_{metric.column}"] = value
+        out[f"gap_{metric.column}"] = summary[f"{metric.column}_mean"] - value
+        out[f"protocol_{metric.column}"] = protocol_label(entry) if entry else None
         if entry:
             refs.append(entry["id"])
     repro = match_reference(entries, protocol="linear", roles=("reproduction",), **identity)
@@ -202,12 +209,9 @@ def _status_text(row: pd.Series, statuses: list[str]) -> str:
 
 def display_table(summary: pd.DataFrame, keys: list[str], pm: str = " ± ") -> tuple[list[str], list[list[str]]]:
     """Header and text cells of the human-readable table (Markdown and LaTeX share it)."""
-    metric_columns = [m for m in (*REQUIRED_METRICS, *OPTIONAL_METRICS) if f"{m.column}_mean" in summary]
-    metric_columns += [Metric(c.removesuffix("_mean"), "", f"{c.split('_')[2]}-shot top-1 (%)")
-                       for c in summary.columns if re.fullmatch(r"few_shot_\d+_mean", c)]
-    optional = {m.column for m in OPTIONAL_METRICS} | {m.column for m in metric_columns if "few_shot" in m.column}
-    metric_columns = [m for m in metric_columns
-                      if m.column not in optional or summary[f"{m.column}_mean"].notna().any()]
+    standing = {m.column for probe in (LINEAR, KNN) for m in _standing(probe)}
+    metric_columns = [Metric(m.column, m.path, f"{m.label} (%)") for m in summary.attrs["metrics"]
+                      if m.column in standing or summary[f"{m.column}_mean"].notna().any()]
     references = [m.column for m in metric_columns
                   if summary.get(f"paper_{m.column}", pd.Series(dtype=float)).notna().any()]
     has_repro = summary.get("public_repro_linear_top1", pd.Series()).notna().any()
@@ -266,31 +270,39 @@ def to_latex(header: list[str], cells: list[list[str]], caption: str) -> str:
 
 
 def format_console_table(records: list[dict], include_unhealthy: bool = False) -> str:
-    """The quickstart's summary: one line per run group, readable in an 80-120 column terminal."""
+    """The quickstart's summary: one line per run group, readable in an 80-120 column terminal: each
+    probe's headline (linear and kNN always, the online probe where a run has it), then the protocol of
+    each column."""
     if not records:
         return "no result records yet"
     summary, keys = summarise(records, include_unhealthy=include_unhealthy)
     extra = [k for k in keys if k not in ("method", "dataset", "arch")]
-    header = ["method", "dataset", "arch", *extra, "n", "health", "linear top-1 %", "kNN@20 top-1 %", "pretrain"]
+    standing = {s.column for s in _standing(LINEAR) + _standing(KNN)}
+    headlines = [m for m in summary.attrs["metrics"] if m.headline and m.path.rsplit(".", 1)[0] in CONSOLE_SECTIONS
+                 and (m.column in standing or summary[f"{m.column}_mean"].notna().any())]
+    labels = [f"{m.label} %" for m in headlines]
+    header = ["method", "dataset", "arch", *extra, "n", "health", *labels, "pretrain"]
     statuses = summary.attrs["status_columns"]
     show_status = bool(summary[[s for s in statuses if s != "done"]].to_numpy().sum())
     header += ["runs"] if show_status else []
     rows = []
     for _, row in summary.iterrows():
         line = [_key_text(row[k]) for k in ("method", "dataset", "arch", *extra)] + [str(int(row["n"])), row["health"]]
-        line += [_mean_pm_std(row["linear_top1_mean"], row["linear_top1_std"], " ± "),
-                 _mean_pm_std(row["knn_top1@20_mean"], row["knn_top1@20_std"], " ± "),
-                 format_duration(row["pretrain_wall_s_mean"])]
+        line += [_mean_pm_std(row[f"{m.column}_mean"], row[f"{m.column}_std"], " ± ") for m in headlines]
+        line += [format_duration(row["pretrain_wall_s_mean"])]
         line += [_status_text(row, statuses)] if show_status else []
         rows.append(line)
-    numeric = {"n", "linear top-1 %", "kNN@20 top-1 %", "pretrain"}
+    numeric = {"n", *labels, "pretrain"}
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
 
     def fmt(values: list[str]) -> str:
         return "  ".join(v.rjust(w) if h in numeric else v.ljust(w)
                          for v, w, h in zip(values, widths, header)).rstrip()
 
-    return "\n".join([fmt(header), "  ".join("-" * w for w in widths), *map(fmt, rows)])
+    notes = [f"  {m.label}: {summary.attrs['protocols'][m.column]}" for m in headlines
+             if m.column in summary.attrs["protocols"]]
+    return "\n".join([fmt(header), "  ".join("-" * w for w in widths), *map(fmt, rows),
+                      *(["protocols:", *notes] if notes else [])])
 
 
 def table_notes(paper_numbers: dict, include_unhealthy: bool = False) -> str:
@@ -311,6 +323,9 @@ def write_tables(manifest_name: str, records: list[dict], out_dir: Path,
     summary.to_csv(csv_path, index=False)
     header, cells = display_table(summary, keys)
     notes = table_notes(paper_numbers, include_unhealthy)
-    md_path.write_text(f"# {manifest_name}\n\n{to_markdown(header, cells)}\n{notes}\n")
+    protocols = "".join(f"- {m.label}: {summary.attrs['protocols'][m.column]}\n" for m in summary.attrs["metrics"]
+                        if m.column in summary.attrs["protocols"])
+    md_path.write_text(f"# {manifest_name}\n\n{to_markdown(header, cells)}\n{notes}\n"
+                       + (f"\nProtocol of each column:\n\n{protocols}" if protocols else ""))
     tex_path.write_text(to_latex(header, cells, f"{manifest_name}. {notes}"))
     return [csv_path, md_path, tex_path]

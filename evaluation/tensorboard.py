@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from evaluation.accuracies import metric_values
 from evaluation.figures.spectrum import effective_rank
 from evaluation.record import run_dir
 from lejepa.metrics_log import read_metrics
@@ -39,13 +40,8 @@ def _finite(value) -> bool:
 def evaluation_scalars(record: dict) -> dict[str, float]:
     """eval/<metric> -> value: every accuracy of the record, as a percentage, and the effective rank."""
     evaluation = record.get("evaluation") or {}
-    scalars = {}
-    for key, value in evaluation.items():
-        if (key.startswith(("linear_top", "knn_top1@"))) and _finite(value):
-            scalars[f"eval/{key}"] = 100 * value
-    for shots, summary in (evaluation.get("few_shot") or {}).items():
-        if isinstance(summary, dict) and _finite(summary.get("mean")):
-            scalars[f"eval/few_shot_{shots}"] = 100 * summary["mean"]
+    scalars = {f"eval/{metric.column}": 100 * value if metric.percent else value
+               for metric, value in metric_values(record) if _finite(value)}
     spectrum = evaluation.get("embedding_spectrum")
     if isinstance(spectrum, list) and spectrum and all(_finite(v) for v in spectrum):
         scalars["eval/effective_rank"] = effective_rank(np.asarray(spectrum, dtype=float))

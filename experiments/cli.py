@@ -6,8 +6,8 @@ calls the module that does the work; nothing else happens here.
     lejepa run MANIFEST --only RUN_ID [key=value ...] [--force]                         evaluation/pipeline.py
     lejepa status MANIFEST [key=value ...] [--results DIR]                              slurm/status.py
     lejepa report MANIFEST [key=value ...] [--results DIR] [--out DIR] [--include-unhealthy]  evaluation/report.py
-    lejepa list datasets|architectures|methods                                          the registries
-    lejepa describe method|dataset|section NAME                                         experiments/describe.py
+    lejepa list datasets|architectures|methods|probes                                   the registries
+    lejepa describe method|dataset|probe|section NAME                                   experiments/describe.py
     lejepa figures list | paper [--only fig5,...] [--out DIR] [--records MANIFEST ...] [--results DIR]
                    [--checkpoint RUN_DIR]                                               evaluation/paper_figures/
 
@@ -72,12 +72,12 @@ def _parser() -> argparse.ArgumentParser:
                         help="where to write the report (default: the experiment's results folder)")
     report.add_argument("--include-unhealthy", action="store_true",
                         help="keep runs that did not learn (evaluation/health.py) in means and figure fits")
-    listing = commands.add_parser("list", help="known datasets, architectures or methods, one a line")
-    listing.add_argument("what", choices=("datasets", "architectures", "methods"))
-    describe = commands.add_parser("describe", help="a method's, dataset's or spec section's options, defaults "
-                                   "and ranges")
-    describe.add_argument("what", choices=("method", "dataset", "section"))
-    describe.add_argument("name", help="e.g. lejepa, fashion_mnist, train")
+    listing = commands.add_parser("list", help="known datasets, architectures, methods or probes, one a line")
+    listing.add_argument("what", choices=("datasets", "architectures", "methods", "probes"))
+    describe = commands.add_parser("describe", help="a method's, dataset's, probe's or spec section's options, "
+                                   "defaults and ranges")
+    describe.add_argument("what", choices=("method", "dataset", "probe", "section"))
+    describe.add_argument("name", help="e.g. lejepa, fashion_mnist, knn, train")
     figures = commands.add_parser("figures", help="the paper's figures: list them, or draw them")
     figures.add_argument("action", choices=("list", "paper"), help="list: every figure and what it needs; "
                          "paper: draw them as PNG and PDF with captions and a figures.md index")
@@ -266,6 +266,10 @@ def cmd_list(args) -> int:
         from lejepa.methods import METHODS
 
         names = sorted(METHODS)
+    elif args.what == "probes":
+        from evaluation.probes import PROBES
+
+        names = [f"{name}: {cls.summary}" for name, cls in PROBES.items()]
     else:
         from lejepa.architectures import curated_architectures
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from evaluation.probes import probe_problems
 from experiments.run_values import BUILT_IN, RUN_KEYS, RunValues, assign, new_run, suggest
 from experiments.transfer_source import resolve_init_from
 from experiments.yaml_loader import YAMLProblem, parse_yaml
@@ -240,7 +241,7 @@ def expand(data: Any, source: str, overrides=(), path: Path | None = None, loadi
         except SpecError as error:  # a rule between a section's fields (a range written [high, low], say)
             problems.extend((run.origin(key), f"{key}: {message}") for key, message in error.problems)
             continue
-        cross = run_problems(spec)
+        cross = run_problems(spec) + probe_problems(spec.eval)
         problems.extend((run.origin(key), message if run.origin(key).endswith(key) else f"{key}: {message}")
                         for key, message in cross)
         if cross:

@@ -249,18 +249,24 @@ class Backbone(nn.Module):
         return masked_vit_forward(self.model, self._fit(images), ratio, generator)
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
+        return self.readouts(images)[0]
+
+    def readouts(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(features(images), forward(images)) from one pass: the frozen-evaluation features and the pooled
+        embedding (what an online probe trains on)."""
         readout = _token_readout(self.model)
         if readout is None:
-            return self.forward(images)
+            pooled = self.forward(images)
+            return pooled, pooled
         blocks, pool = readout
         captured: list[torch.Tensor] = []
         hooks = [block.register_forward_hook(lambda _m, _i, out: captured.append(out)) for block in blocks]
         try:
-            self.model.forward_features(self._fit(images))
+            pooled = self.forward(images)  # timm: forward_head(forward_features(x)); the blocks run once
         finally:
             for hook in hooks:
                 hook.remove()
-        return torch.cat([pool(tokens) for tokens in captured], dim=-1)
+        return torch.cat([pool(tokens) for tokens in captured], dim=-1), pooled
 
 
 def create_timm_model(spec: ModelSpec, image_size: int) -> tuple[nn.Module, Adaptation]:

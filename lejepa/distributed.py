@@ -44,6 +44,17 @@ def average_over_ranks(tensor: torch.Tensor) -> torch.Tensor:
     return averaged / world_size()
 
 
+def rank_zero_says(answer: bool) -> bool:
+    """Rank 0's `answer` on every rank (a one-element broadcast, on the GPU under NCCL, which has no CPU
+    transport)."""
+    if world_size() == 1:
+        return answer
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
+    flag = torch.tensor([int(answer)], device=device)
+    dist.broadcast(flag, src=0)
+    return bool(flag.item())
+
+
 def local_device(name: str = "auto", local_rank: int | None = None) -> torch.device:
     """The device for this rank: 'auto' or 'cuda' mean GPU LOCAL_RANK (mod the visible GPUs) when there is
     one; an explicit index ('cuda:1') or 'cpu' is kept as given."""

@@ -144,6 +144,31 @@ class EvalSpec(Validated):
     few_shot: tuple[int, ...] = positive((), "shots per class, e.g. [1, 10]")
     few_shot_draws: int = positive(3, "independent draws per few-shot setting")
     batch_size: int = positive(256, "batch size of feature extraction")
+    # The probe registry (evaluation/probes/, `lejepa list probes`). null: the probes the switches above name
+    # (linear, then few_shot when `few_shot` lists shots, then knn), which is what every run made before these
+    # fields existed ran; a probe's options default to the fields above that set them before.
+    probes: tuple[str, ...] | None = setting(None, doc="probes to run, e.g. [linear, knn, online_linear] (see "
+                                                       "`lejepa list probes`); null: as linear/knn/few_shot say",
+                                             added=True)
+    probe_options: dict = setting(default_factory=dict, doc="options per probe, e.g. {knn: {feature: last_cls, "
+                                                            "k: [20, 200]}} (see `lejepa describe probe NAME`)",
+                                  added=True)
+
+    def cross_checks(self) -> list[tuple[str, str]]:
+        problems = []
+        if self.probes is not None and len(set(self.probes)) != len(self.probes):
+            problems.append(("probes", f"lists a probe twice: {list(self.probes)}"))
+        for name, options in self.probe_options.items():
+            if not isinstance(options, dict):
+                problems.append(("probe_options", f"{name}: expected a mapping of option: value, got {options!r}"))
+        return problems
+
+    def probe_names(self) -> tuple[str, ...]:
+        """The probes this run evaluates with, in order: `probes`, or the ones the legacy switches name."""
+        if self.probes is not None:
+            return self.probes
+        return (*(("linear",) if self.linear else ()), *(("few_shot",) if self.linear and self.few_shot else ()),
+                *(("knn",) if self.knn else ()))
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,7 @@ from lejepa.distributed import broadcast_state, local_device, rank, world_size
 from lejepa.divergence import DivergenceWatch
 from lejepa.methods import Method, build_method
 from lejepa.metrics_log import MetricsLog
+from lejepa.online_probe import OnlineProbe, online_probe_options
 from lejepa.preemption import hold_preemption_signal
 from lejepa.schedules import warmup_cosine
 from lejepa.spec import RunSpec
@@ -49,9 +50,11 @@ class PretrainResult:
     final_loss: float | None = None
     final_parts: dict[str, float] = field(default_factory=dict)
     reason: str | None = None
+    # The trained online probe (eval.probes lists online_linear), handed to evaluation; not part of the record.
+    online_probe: OnlineProbe | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "online_probe"}
 
 
 def learning_rate(step: int, total_steps: int, spec: RunSpec) -> float:
@@ -127,6 +130,10 @@ def pretrain(spec: RunSpec, run_dir: Path, progress: bool = True) -> tuple[Metho
 
     model = _wrap_for_ranks(method, spec, device)
     optimizer = method.optimizer(spec.train)
+    probe_options = online_probe_options(spec.eval)
+    probe = None if probe_options is None else OnlineProbe(
+        method.backbone, method.backbone.embed_dim, info.num_classes, spec.views.global_views, probe_options,
+        spec.seed, device)
     log = MetricsLog(run_dir / "metrics.jsonl", enabled=this_rank == 0)
     start_step, elapsed = 0, 0.0
     # One rank reads the checkpoint from (shared) storage; the others receive it.
@@ -137,6 +144,8 @@ def pretrain(spec: RunSpec, run_dir: Path, progress: bool = True) -> tuple[Metho
         optimizer.load_state_dict(state["optimizer"])
         _restore_rng_states(state["rng"])
         start_step, elapsed = state["step"], state["elapsed"]
+        if probe is not None:
+            probe.load_state_dict(state["online_probe"])
     log.truncate_after(start_step)  # lines a killed attempt wrote after its last checkpoint
 
     loader = torch.utils.data.DataLoader(
@@ -157,7 +166,7 @@ def pretrain(spec: RunSpec, run_dir: Path, progress: bool = True) -> tuple[Metho
     loss_value, parts = None, {}
     method.train()
     with hold_preemption_signal() as preemption:  # a preemption waits for the step in flight
-        for step, view_batch, _labels in device_views(loader, views, device, start_step, this_rank, world):
+        for step, view_batch, labels in device_views(loader, views, device, start_step, this_rank, world):
             lr = learning_rate(step, total_steps, spec)
             for group in optimizer.param_groups:
                 group["lr"] = lr
@@ -170,6 +179,8 @@ def pretrain(spec: RunSpec, run_dir: Path, progress: bool = True) -> tuple[Metho
                 torch.nn.utils.clip_grad_norm_(method.parameters(), spec.train.grad_clip)
             optimizer.step()
             method.on_step_end(step, total_steps)
+            if probe is not None:
+                probe.step(labels)
 
             images_seen += spec.train.batch_size
             done = step + 1
@@ -184,14 +195,17 @@ def pretrain(spec: RunSpec, run_dir: Path, progress: bool = True) -> tuple[Metho
             if diverged is not None:
                 bar.close()
                 writer.wait()  # checkpoints from before the bad step finish; none from after it was started
+                if probe is not None:
+                    probe.remove_hook()
                 return method, PretrainResult("diverged", diverged, diverged / steps_per_epoch, elapsed, 0.0,
                                               None, {}, watch.reason())
             loss_value, parts = watch.global_values(loss, step_parts)
             throughput = images_seen / (now - loop_start)
             if logging:
+                online = {} if probe is None else {"online_top1": probe.running_top1()}  # a sync: every rank
                 log.append({"step": done, "total_steps": total_steps, "epoch": done / steps_per_epoch,
                             "loss": loss_value, **parts, "lr": lr, "images_per_second": throughput,
-                            "elapsed": wall})
+                            "elapsed": wall, **online})
                 bar.set_postfix(loss=f"{loss_value:.4f}", **{k: f"{v:.4f}" for k, v in parts.items()},
                                 img_s=f"{throughput:.0f}")
             if this_rank == 0 and saving:
@@ -199,6 +213,7 @@ def pretrain(spec: RunSpec, run_dir: Path, progress: bool = True) -> tuple[Metho
                     "run_id": spec.run_id, "step": done, "elapsed": wall,
                     "model": method.state_dict(), "optimizer": optimizer.state_dict(), "rng": _rng_states(),
                     "loss": loss_value, "parts": parts,
+                    **({} if probe is None else {"online_probe": probe.state_dict()}),
                 })
             if preemption.received:
                 writer.wait()  # on disk before submitit requeues and exits
@@ -208,10 +223,12 @@ def pretrain(spec: RunSpec, run_dir: Path, progress: bool = True) -> tuple[Metho
                 preemption.release()  # submitit requeues the job and exits here
     bar.close()
     writer.wait()
+    if probe is not None:
+        probe.remove_hook()
     if images_seen == 0 and state is not None:  # already finished earlier: report the saved numbers
         loss_value, parts = state.get("loss"), state.get("parts", {})
     if this_rank == 0:
         export_weights(run_dir, spec.run_id, total_steps, method.state_dict())
     throughput = (total_steps * spec.train.batch_size / wall) if wall > 0 else 0.0
     return method, PretrainResult("done", total_steps, total_steps / steps_per_epoch, wall, throughput,
-                                  loss_value, parts)
+                                  loss_value, parts, online_probe=probe)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from evaluation.accuracies import PROBES, probe_accuracy, probe_label
 from evaluation.health import DID_NOT_LEARN, failed_checks, study_health
 from evaluation.record import NewerSchema, RecordError, read_record, read_records, record_path
 from lejepa.spec import RunSpec
@@ -85,8 +86,8 @@ def _state_from_record(spec: RunSpec, path: Path, log: str | None, health: dict 
     status, seconds = record["status"], None
     if status == "done":
         seconds = (record["pretrain"].get("wall_seconds") or 0.0) + (record["evaluation"].get("wall_seconds") or 0.0)
-        top1 = record["evaluation"].get("linear_top1")
-        detail = f"linear top-1 {top1:.4f}" if isinstance(top1, (int, float)) else "done"
+        detail = ", ".join(f"{probe_label(probe)} {value:.4f}" for probe in PROBES
+                           if (value := probe_accuracy(record, probe)) is not None) or "done"
         if health and health.get("verdict") == DID_NOT_LEARN:
             detail = f"{DID_NOT_LEARN.upper()}: {failed_checks(health)}; {detail}"
     else:

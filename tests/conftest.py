@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from evaluation.record import make_record
+from evaluation.record import make_record, upgrade_evaluation
 from experiments.manifest import ManifestError, load_manifest
 from lejepa.spec import DataSpec, EvalSpec, ModelSpec, RunSpec, TrainSpec, ViewSpec
 
@@ -86,17 +86,22 @@ def synthetic_record(dataset: str = "fashion_mnist", method: dict | None = None,
                      seed: int = 0, linear: float | None = 0.8, knn: float | None = 0.75, *,
                      status: str = "done", epochs: float = 1, batch_size: int = 128, local_views: int = 6,
                      loss: float | None = 1.0, wall: float = 60.0, experiment: str = "synthetic",
-                     evaluation: dict | None = None) -> dict:
-    """A record laid out exactly as evaluation.record.make_record writes one, from a real RunSpec."""
+                     evaluation: dict | None = None, knn_feature: str = "two_block") -> dict:
+    """A record laid out exactly as evaluation.record.make_record writes one, from a real RunSpec. `evaluation`
+    may use schema 1's keys (linear_top1, few_shot, ...): they are upgraded and merged into the probes."""
     spec = RunSpec(experiment=experiment, seed=seed, method=method or {"name": "lejepa", "lamb": 0.05},
                    data=DataSpec(name=dataset), model=ModelSpec(arch=arch),
                    views=ViewSpec(local_views=local_views), train=TrainSpec(epochs=epochs, batch_size=batch_size))
     done = status == "done"
     pretrain = {"status": status, "steps": 100, "epochs": epochs, "wall_seconds": wall, "images_per_second": 50.0,
                 "final_loss": loss if done else None, "final_parts": {"pred": 0.5, "sigreg": 1.0}}
-    measured = {"linear_top1": linear, "linear_top5": None if linear is None else min(1.0, linear + 0.1),
-                "knn_top1@10": knn, "knn_top1@20": knn} if done else {}
-    return make_record(spec, status, pretrain=pretrain, evaluation={**measured, **(evaluation or {})},
+    probes = {"linear": {"top1": linear, "top5": None if linear is None else min(1.0, linear + 0.1), "head": {}},
+              "knn": {"feature": knn_feature, "k": [10, 20], "temperature": 0.07, "top1@10": knn,
+                      "top1@20": knn}} if done else {}
+    extra = upgrade_evaluation(evaluation or {}, {})
+    probes.update(extra.pop("probes", {}))
+    measured = {**extra, "probes": probes} if probes else extra
+    return make_record(spec, status, pretrain=pretrain, evaluation=measured,
                        reason=None if done else "synthetic failure", env={"device": "cpu", "world_size": 1})
 
 

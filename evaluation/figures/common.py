@@ -20,14 +20,16 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from evaluation import accuracies
+from evaluation.accuracies import probe_label, row_key
 from evaluation.health import DID_NOT_LEARN, study_health
 from evaluation.references import load_paper_numbers
 from evaluation.rows import describe, varying_keys
 
 log = logging.getLogger(__name__)
 
-LINEAR = "evaluation.linear_top1"
-KNN = "evaluation.knn_top1@20"
+LINEAR = row_key(accuracies.LINEAR)  # the probes' headline keys in a flattened record (evaluation/accuracies.py)
+KNN = row_key(accuracies.KNN)
 LAMBDA = "spec.method.lamb"
 
 
@@ -125,7 +127,7 @@ def accuracy_key(rows: list[dict]) -> str:
 
 
 def accuracy_label(key: str) -> str:
-    return "linear probe top-1 (%)" if key == LINEAR else "kNN@20 top-1 (%)"
+    return f"{probe_label(accuracies.LINEAR if key == LINEAR else accuracies.KNN)} (%)"
 
 
 def most_common(rows: list[dict], keys: tuple[str, ...]) -> tuple[list[dict], str]:

@@ -26,9 +26,9 @@ def test_a_run_without_a_training_step_is_recorded_failed_not_done(tmp_path):
 
 def test_a_record_of_a_newer_schema_is_never_overwritten(tmp_path):
     spec = make_tiny_spec()
-    path = write_record(tmp_path, {**make_record(spec, "done"), "schema": 2, "new_field": [1, 2]})
+    path = write_record(tmp_path, {**make_record(spec, "done"), "schema": 3, "new_field": [1, 2]})
     before = path.read_bytes()
-    with pytest.raises(NewerSchema, match=r"result\.json has schema 2; this lejepa-bench reads up to 1"):
+    with pytest.raises(NewerSchema, match=r"result\.json has schema 3; this lejepa-bench reads up to 2"):
         run_job(spec, tmp_path, progress=False)
     assert path.read_bytes() == before
     assert sorted(p.name for p in path.parent.iterdir()) == [".lock", "result.json"]  # nothing trained or written
@@ -54,7 +54,8 @@ def test_a_second_process_on_a_held_run_folder_writes_nothing(tmp_path):
 
 def test_writes_a_killed_attempt_left_half_done_are_removed_at_the_next_start(tmp_path):
     spec = make_tiny_spec()
-    write_record(tmp_path, make_record(spec, "done", evaluation={"linear_top1": 0.5}))
+    finished = {"probes": {"linear": {"top1": 0.5, "top5": None, "head": {}}}}
+    write_record(tmp_path, make_record(spec, "done", evaluation=finished))
     folder = tmp_path / "tiny" / spec.run_id
     (folder / "features").mkdir()
     stale = [folder / ".result.json.a1b2c3.tmp", folder / ".metrics.jsonl.d4e5f6.tmp",
@@ -63,5 +64,5 @@ def test_writes_a_killed_attempt_left_half_done_are_removed_at_the_next_start(tm
         path.write_bytes(b"half")
     record = run_job(spec, tmp_path, progress=False)
     assert not any(path.exists() for path in stale)
-    assert record["evaluation"] == {"linear_top1": 0.5}  # the finished run's record, nothing retrained
-    assert json.loads((folder / "result.json").read_text())["evaluation"] == {"linear_top1": 0.5}
+    assert record["evaluation"] == finished  # the finished run's record, nothing retrained
+    assert json.loads((folder / "result.json").read_text())["evaluation"] == finished

@@ -112,19 +112,31 @@ def test_transfer_record_matches_the_transfer_table_and_gets_its_own_row():
 
 
 def test_knn_benchmark_number_matches_protocol_family_size_and_patch():
-    """DINO's README gives 20-NN for ViT-S/16 (our kNN column's protocol); its linear probe and lightly's numbers
-    (MAE probe, k = 200) are other protocols and stay out of our columns."""
+    """DINO's README gives 20-NN on the final CLS for ViT-S/16 (our kNN column's protocol with feature
+    last_cls); its linear probe and lightly's numbers (MAE probe, k = 200) are other protocols and stay out of
+    our columns, and so does a kNN on the two-block feature (the kNN of records from before the registry)."""
     dino = {"name": "dino"}
-    vit_s16 = synthetic_record("imagenet1k", dino, arch="vit_small_patch16_224", epochs=100, linear=0.7, knn=0.6)
-    vit_s8 = synthetic_record("imagenet1k", dino, arch="vit_small_patch8_224", epochs=100, linear=0.7, knn=0.6)
-    lejepa = synthetic_record("imagenet1k", arch="vit_small_patch16_224", epochs=100, linear=0.6, knn=0.5)
+    vit_s16 = synthetic_record("imagenet1k", dino, arch="vit_small_patch16_224", epochs=100, linear=0.7, knn=0.6,
+                               knn_feature="last_cls")
+    vit_s8 = synthetic_record("imagenet1k", dino, arch="vit_small_patch8_224", epochs=100, linear=0.7, knn=0.6,
+                              knn_feature="last_cls")
+    lejepa = synthetic_record("imagenet1k", arch="vit_small_patch16_224", epochs=100, linear=0.6, knn=0.5,
+                              knn_feature="last_cls")
+    two_block = synthetic_record("imagenet1k", dino, arch="vit_small_patch16_224", epochs=100, linear=0.7, knn=0.6,
+                                 experiment="old", seed=1)
     summary, _ = tables.summarise([vit_s16, vit_s8, lejepa])
     s16 = only_row(summary, arch="vit_small_patch16_224", method="dino")
     assert s16["paper_knn_top1@20"] == 69.3 and s16["gap_knn_top1@20"] == pytest.approx(60.0 - 69.3)
+    assert s16["protocol_knn_top1@20"] == "kNN k=20 T=0.07, 100 ep"
     assert math.isnan(s16["paper_linear_top1"])  # 74.0 is DINO's own linear protocol
     assert math.isnan(only_row(summary, arch="vit_small_patch8_224")["paper_knn_top1@20"])
     ours = only_row(summary, method="lejepa")
     assert math.isnan(ours["paper_linear_top1"]) and math.isnan(ours["paper_knn_top1@20"])
+    old = only_row(tables.summarise([two_block])[0], method="dino")
+    assert old["knn_top1@20_mean"] == pytest.approx(60.0) and math.isnan(old["paper_knn_top1@20"])
+    # A group that mixes the two features has no single protocol: no reference either.
+    mixed = only_row(tables.summarise([vit_s16, two_block])[0], method="dino")
+    assert mixed["n"] == 2 and math.isnan(mixed["paper_knn_top1@20"])
 
 
 @pytest.mark.parametrize("name, family, size, patch", [
@@ -193,13 +205,27 @@ def test_console_table_one_line_per_group():
     records = [synthetic_record(seed=s, linear=acc, knn=acc - 0.05, wall=300.0) for s, acc in enumerate((0.8, 0.82))]
     records.append(synthetic_record("cifar10", method={"name": "random_init"}, linear=0.3, knn=0.25, wall=0.0))
     text = tables.format_console_table(records)
-    lines = text.splitlines()
+    lines, protocols = text.split("\nprotocols:\n")
+    lines = lines.splitlines()
     assert len(lines) == 2 + 2
+    assert protocols.splitlines() == ["  linear top-1: frozen linear (LayerNorm + linear, AdamW)",
+                                      "  kNN@20 top-1: kNN k=20 T=0.07, feature two_block"]
     assert lines[0].split()[:3] == ["method", "dataset", "arch"]
     lejepa = next(line for line in lines if line.startswith("lejepa"))
     assert "81.00 ± 1.41" in lejepa and "76.00 ± 1.41" in lejepa and "5.0 min" in lejepa
     assert "30.00" in next(line for line in lines if line.startswith("random_init"))
     assert tables.format_console_table([]) == "no result records yet"
+
+
+def test_console_table_shows_the_online_probe_where_a_run_has_it():
+    online = {"probes": {"online_linear": {"top1": 0.5, "top5": None, "feature": "pooled", "views": "global"}}}
+    records = [synthetic_record(linear=0.8, knn=0.7, evaluation=online), synthetic_record(seed=1, linear=0.6, knn=0.5)]
+    header, _rule, row, _protocols, *protocols = tables.format_console_table(records).splitlines()
+    columns = [h.strip() for h in header.split("  ") if h.strip()]
+    assert columns[-4:] == ["linear top-1 %", "kNN@20 top-1 %", "online linear top-1 %", "pretrain"]
+    assert "70.00 ± 14.14" in row and "60.00 ± 14.14" in row and "50.00" in row
+    assert protocols[-1] == "  online linear top-1: online linear"
+    assert "online" not in tables.format_console_table(records[1:])  # no run has it: no column
 
 
 def test_write_report_on_200_records_writes_every_table_and_figure(tmp_path: Path):
@@ -218,7 +244,7 @@ def test_write_report_on_200_records_writes_every_table_and_figure(tmp_path: Pat
     assert "embedding_spectrum: no finished run has evaluation.embedding_spectrum" in index
     # Figure 1's rho is written next to its file, the value scipy gives on the records' numbers.
     rho = spearmanr([r["pretrain"]["final_loss"] for r in records],
-                    [r["evaluation"]["linear_top1"] for r in records]).statistic
+                    [r["evaluation"]["probes"]["linear"]["top1"] for r in records]).statistic
     assert rho < -0.5
     assert (f"- [loss_vs_accuracy](figures/loss_vs_accuracy.png): lejepa, fashion_mnist Spearman ρ = {rho:+.3f} "
             "(n = 200)") in index

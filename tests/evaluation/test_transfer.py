@@ -126,9 +126,10 @@ def test_launch_refuses_transfer_runs_until_their_sources_are_done(tmp_path, cap
 
 
 def _eval_numbers(record: dict) -> dict:
-    evaluation = record["evaluation"]
-    keys = ["linear_top1", "knn_top1@10", "knn_top1@20", "feature_dim", "train_images", "test_images"]
-    return {**{k: evaluation[k] for k in keys}, "few_shot": evaluation["few_shot"]["1"]["draws"]}
+    evaluation, probes = record["evaluation"], record["evaluation"]["probes"]
+    keys = ["feature_dim", "train_images", "test_images"]
+    return {**{k: evaluation[k] for k in keys}, "linear": probes["linear"]["top1"],
+            "knn": [probes["knn"]["top1@10"], probes["knn"]["top1@20"]], "few_shot": probes["few_shot"]["1"]["draws"]}
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -118,18 +118,18 @@ def test_a_damaged_ledger_does_not_block_launch_or_status(study, capsys, monkeyp
 def test_a_record_of_a_newer_schema_is_left_alone_and_said_so(study, capsys):
     path, results, specs = study
     newer = record_path(results, "study", specs[0].run_id)
-    newer.write_text(json.dumps({**json.loads(newer.read_text()), "schema": 2}))
+    newer.write_text(json.dumps({**json.loads(newer.read_text()), "schema": 3}))
     before = newer.read_bytes()
     args = [str(path), "--results", str(results)]
 
     assert main(["launch", *args, "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "newer record (skip)" in _row(out, specs[0].run_id) and "2 runs (0 to run, 1 done" in out
-    assert f"not run: {newer} has schema 2; this lejepa-bench reads up to 1" in out
+    assert f"not run: {newer} has schema 3; this lejepa-bench reads up to 2" in out
     assert main(["launch", *args, "--executor", "debug"]) == 0
     assert "0 run(s) submitted" in capsys.readouterr().out
     assert main(["run", *args, "--only", specs[0].run_id]) == 1
-    assert f"not run: {newer} has schema 2" in capsys.readouterr().err
+    assert f"not run: {newer} has schema 3" in capsys.readouterr().err
     assert main(["status", *args]) == 0
     assert _row(capsys.readouterr().out, specs[0].run_id).split()[1] == "unknown"
     assert newer.read_bytes() == before

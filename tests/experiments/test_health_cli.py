@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from evaluation.accuracies import probe_accuracy
 from evaluation.health import DID_NOT_LEARN, MIN_RELATIVE_FALL, TRIVIAL_FRACTION, collapsed_sigreg
 from experiments.cli import main
 
@@ -65,7 +66,7 @@ def test_a_run_that_did_not_learn_is_flagged_in_record_report_and_status(tmp_pat
     assert main(["report", *args]) == 0
     printed = capsys.readouterr().out
     row = next(line for line in printed.splitlines() if line.startswith("lejepa"))
-    assert "did not learn: 1 of 1 (not in the mean)" in row and f"{100 * broken['evaluation']['linear_top1']:.2f}" not in row
+    assert "did not learn: 1 of 1 (not in the mean)" in row and f"{100 * probe_accuracy(broken, 'linear'):.2f}" not in row
     assert f"{broken['run_id']}: did not learn: loss_fell" in printed
     report_md = (results / "broken" / "report.md").read_text()
     assert f"- {broken['run_id']}: did not learn: loss_fell" in report_md
@@ -73,4 +74,4 @@ def test_a_run_that_did_not_learn_is_flagged_in_record_report_and_status(tmp_pat
 
     assert main(["report", *args, "--include-unhealthy"]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("lejepa"))
-    assert "(in the mean)" in row and f"{100 * broken['evaluation']['linear_top1']:.2f}" in row
+    assert "(in the mean)" in row and f"{100 * probe_accuracy(broken, 'linear'):.2f}" in row

@@ -12,6 +12,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+from evaluation.accuracies import probe_accuracy
 from evaluation.record import make_record, read_record, record_path, write_record
 from experiments.cli import main
 from experiments.manifest import load_manifest
@@ -62,7 +63,7 @@ def test_local_launch_status_skip_and_force(tmp_path, capsys, monkeypatch):
     for spec in manifest.runs:
         record = read_record(record_path(results, "launcher", spec.run_id))
         assert record["status"] == "done" and record["spec"] == spec.to_dict()
-        assert record["pretrain"]["steps"] == 4 and 0.0 < record["evaluation"]["linear_top1"] <= 1.0
+        assert record["pretrain"]["steps"] == 4 and 0.0 < probe_accuracy(record, "linear") <= 1.0
         entry = ledger["runs"][spec.run_id]
         assert entry["executor"] == "local"
         log = Path(entry["stdout"]).read_text()  # each job used the one CPU it asked for
@@ -209,7 +210,7 @@ def test_many_processes_finishing_at_once_lose_nothing(tmp_path, capsys):
 
     for spec in manifest.runs:
         record = read_record(record_path(results, "launcher", spec.run_id))
-        assert record["evaluation"]["linear_top1"] == (ROUNDS - 1) / ROUNDS  # each writer's last version
+        assert probe_accuracy(record, "linear") == (ROUNDS - 1) / ROUNDS  # each writer's last version
     ledger = read_ledger(results, "launcher")
     assert sorted(ledger["runs"]) == sorted(s.run_id for s in manifest.runs)
     assert sorted(launch["writer"] for launch in ledger["launches"]) == list(range(WRITERS))

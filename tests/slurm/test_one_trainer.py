@@ -51,9 +51,9 @@ def _metrics_steps(folder: Path) -> list[int]:
 
 
 def _numbers(record: dict) -> dict:
-    evaluation = record["evaluation"]
+    probes = record["evaluation"]["probes"]
     return {"steps": record["pretrain"]["steps"], "loss": record["pretrain"]["final_loss"],
-            **{k: evaluation[k] for k in ("linear_top1", "knn_top1@10", "knn_top1@20")}}
+            "linear": probes["linear"]["top1"], "knn": [probes["knn"]["top1@10"], probes["knn"]["top1@20"]]}
 
 
 @pytest.mark.slow

@@ -155,9 +155,12 @@ def _metrics(run_folder: Path) -> list[dict]:
 def _results_only(record: dict) -> dict:
     """What a run measured, without its identity, timing and environment."""
     timing = ("wall_seconds", "images_per_second")
+    evaluation = {k: v for k, v in record["evaluation"].items() if k not in timing}
+    evaluation["probes"] = {name: {k: v for k, v in section.items() if k not in timing}
+                            for name, section in evaluation.get("probes", {}).items()}
     return {"status": record["status"],
             "pretrain": {k: v for k, v in record["pretrain"].items() if k not in timing},
-            "evaluation": {k: v for k, v in record["evaluation"].items() if k not in timing}}
+            "evaluation": evaluation}
 
 
 @dataclass
