@@ -27,6 +27,7 @@ copy is small (FIT_COPY_BYTES), else per mini-batch.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +36,8 @@ import numpy as np
 import torch
 
 from evaluation.probe_normalization import NORMS, WHITEN_SAMPLES_PER_DIM, applies, fit_normalization
+
+log = logging.getLogger(__name__)
 
 WARMUP_FRACTION = 0.1
 DEFAULT_LRS = (1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 1e-1)
@@ -104,8 +107,8 @@ class HeadGroup:
 
     def scores(self, features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per head: (top-1 accuracy, mean cross-entropy) on `features`, computed in row chunks."""
-        correct = torch.zeros(len(self.lrs), dtype=torch.float64)
-        loss = torch.zeros(len(self.lrs), dtype=torch.float64)
+        correct = torch.zeros(len(self.lrs), dtype=torch.float64, device=features.device)
+        loss = torch.zeros(len(self.lrs), dtype=torch.float64, device=features.device)
         for start in range(0, len(features), EVAL_CHUNK):
             logits, y = self.logits(features[start : start + EVAL_CHUNK]), labels[start : start + EVAL_CHUNK]
             correct += (logits.argmax(-1) == y[:, None]).sum(0).double()
@@ -165,14 +168,16 @@ def train_heads(
     statistics = features if statistics_from is None else statistics_from.float()
     generator = torch.Generator().manual_seed(seed)
     groups, optimizers = [], []
-    column_lrs = torch.tensor(lrs, dtype=torch.float32).repeat_interleave(num_classes)
+    device = features.device  # the heads train where the features are (a GPU run: on its GPU)
+    column_lrs = torch.tensor(lrs, dtype=torch.float32, device=device).repeat_interleave(num_classes)
     for norm in norms:
         for name, columns in choices.items():
             dims = features[:1, columns].shape[1]
             if not applies(norm, len(statistics), dims):
                 continue
             group = HeadGroup(norm, name, columns, fit_normalization(norm, statistics[:, columns]), tuple(lrs),
-                              torch.zeros(dims, len(lrs) * num_classes), torch.zeros(len(lrs) * num_classes))
+                              torch.zeros(dims, len(lrs) * num_classes, device=device),
+                              torch.zeros(len(lrs) * num_classes, device=device))
             groups.append(group)
             optimizers.append(StackedAdamW([group.weight, group.bias], column_lrs, weight_decay))
     if not groups or not lrs:
@@ -191,7 +196,8 @@ def train_heads(
         order = torch.randperm(len(features), generator=generator)
         for start in range(0, len(features), batch_size):
             batch = order[start : start + batch_size]
-            y, rows = labels[batch], torch.arange(len(batch))
+            batch = batch.to(device)
+            y, rows = labels[batch], torch.arange(len(batch), device=device)
             scale = lr_scale(step, warmup, total)
             for g, (group, optimizer) in enumerate(zip(groups, optimizers)):
                 x = fit_inputs[g][batch] if fit_inputs else group.normalize(features[batch][:, group.columns])
@@ -207,6 +213,27 @@ def train_heads(
 @torch.no_grad()
 def linear_probe(
     train_features: torch.Tensor, train_labels: torch.Tensor, test_features: torch.Tensor,
+    test_labels: torch.Tensor, num_classes: int, *, device: torch.device | str | None = None, **grid,
+) -> ProbeResult:
+    """The probe of `_fit_and_choose`, its heads trained on `device` (default: where the features are).
+
+    On a GPU run's GPU every head of the grid trains there, in the same stacked pass, instead of on rank 0's
+    CPU. The GPU path has not run on a GPU yet (none was lent to this project); should it fail there (out of
+    memory for ImageNet-sized features on a small card, say), the CPU path runs instead and the log says
+    why: an evaluation that is slower beats a pretraining whose hours end without a record."""
+    if device is None or torch.device(device) == train_features.device:
+        return _fit_and_choose(train_features, train_labels, test_features, test_labels, num_classes, **grid)
+    try:
+        moved = (t.to(device) for t in (train_features, train_labels, test_features, test_labels))
+        return _fit_and_choose(*moved, num_classes, **grid)
+    except RuntimeError as error:  # torch.cuda.OutOfMemoryError is one
+        log.warning("linear probe on %s failed (%s); training its heads on the CPU instead", device, error)
+        moved = (t.cpu() for t in (train_features, train_labels, test_features, test_labels))
+        return _fit_and_choose(*moved, num_classes, **grid)
+
+
+def _fit_and_choose(
+    train_features: torch.Tensor, train_labels: torch.Tensor, test_features: torch.Tensor,
     test_labels: torch.Tensor, num_classes: int, *, lrs: tuple[float, ...] = DEFAULT_LRS,
     choices: dict[str, slice], epochs: int, batch_size: int, weight_decay: float, holdout_fraction: float,
     seed: int, norms: tuple[str, ...] = NORMS, min_steps: int = MIN_STEPS,
@@ -214,7 +241,7 @@ def linear_probe(
     """Train the grid on the fit part of train, choose on its held-out part, evaluate the choice on test.
     Small training sets get more than `epochs` epochs, so that every head takes at least `min_steps`
     optimiser steps: 30 epochs of 1,300 digits in batches of 256 are 180 steps, too few to converge."""
-    fit, holdout = holdout_split(train_labels, holdout_fraction, seed)
+    fit, holdout = holdout_split(train_labels.cpu(), holdout_fraction, seed)
     epochs = max(epochs, math.ceil(min_steps / math.ceil(len(fit) / batch_size)))
     groups = train_heads(train_features[fit], train_labels[fit], num_classes, lrs, choices, epochs,
                          batch_size, weight_decay, seed, norms)

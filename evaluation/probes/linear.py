@@ -37,10 +37,9 @@ class LinearProbe(Probe):
 
     def run(self, context: ProbeContext) -> dict:
         o = self.options
-        # The heads train where linear_probe puts them (the CPU, today: it takes no device).
-        result = linear_probe(
+        result = linear_probe(  # the heads train on the run's device (a GPU run's GPU)
             context.train.frozen, context.train.labels, context.test.frozen, context.test.labels,
-            context.num_classes, lrs=o.lrs, choices=context.choices, epochs=o.epochs, batch_size=o.batch_size,
+            context.num_classes, device=context.device, lrs=o.lrs, choices=context.choices, epochs=o.epochs, batch_size=o.batch_size,
             weight_decay=o.weight_decay, holdout_fraction=o.holdout_fraction, seed=context.spec.seed,
         )
         context.handed_on[self.name] = result

@@ -346,3 +346,17 @@ def test_holdout_split_is_stratified_and_disjoint():
     fit, holdout = holdout_split(labels, 0.2, seed=0)
     assert len(np.intersect1d(fit, holdout)) == 0 and len(fit) + len(holdout) == 100
     assert np.bincount(labels[holdout].numpy()).tolist() == [4] * CLASSES
+
+
+def test_heads_train_on_the_device_asked_for_and_fall_back_to_the_cpu_if_it_fails(caplog):
+    """A GPU run's heads train on its device (no GPU here: the CPU named explicitly gives the same numbers);
+    a device on which the probe fails (the meta device: nothing can be read back from it) falls back to the
+    CPU path with the same numbers, and the log names the device and the error."""
+    train, test = clusters(300, seed=1), clusters(100, seed=2)
+    grid = {"lrs": (1e-3, 1e-2), "choices": {"all": slice(None)}, "epochs": 3, "batch_size": 64,
+            "weight_decay": 1e-6, "holdout_fraction": 0.1, "seed": 0, "min_steps": 20}
+    reference = linear_probe(*train, *test, CLASSES, **grid)
+    assert linear_probe(*train, *test, CLASSES, device="cpu", **grid) == reference
+    with caplog.at_level("WARNING", logger="evaluation.linear_probe"):
+        assert linear_probe(*train, *test, CLASSES, device="meta", **grid) == reference
+    assert "linear probe on meta failed" in caplog.text and "on the CPU instead" in caplog.text
