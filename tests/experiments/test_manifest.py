@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import TINY, manifest_problems, write_manifest
 
+from evaluation.health import study_health
 from evaluation.record import make_record, write_record
 from experiments.cli import main
 from experiments.manifest import EXPERIMENTS_DIR, load_manifest
@@ -133,11 +134,27 @@ def test_named_manifest_under_experiments_is_found():
 
 
 @pytest.mark.parametrize(("name", "runs"), [
-    ("quickstart", 3), ("baselines", 9), ("baselines_cifar100", 9), ("sweep_lambda_views", 9),
+    ("quickstart", 3), ("baselines", 12), ("baselines_cifar100", 9), ("sweep_lambda_views", 9),
     ("sweep_sigreg_ablation", 7), ("small_data_cpu", 4),
 ])
 def test_the_shipped_cpu_manifests_validate(name, runs):
     assert len(load_manifest(name).runs) == runs
+
+
+def test_every_baselines_run_has_its_random_init_reference():
+    """The health check's probe gap (evaluation/health.py) needs random-init runs with the same data, backbone
+    and probe: each of baselines' 9 pretraining runs is compared with the mean of its 3 random-init rows."""
+    runs = load_manifest("baselines").runs
+    records = [{"run_id": s.run_id, "status": "done", "spec": s.to_dict(),
+                "evaluation": {"linear_top1": 0.5 + 0.01 * s.seed if s.method_name == "random_init" else 0.8}}
+               for s in runs]
+    health = study_health(records)
+    trained = [s for s in runs if s.method_name != "random_init"]
+    assert sorted({s.method_name for s in trained}) == ["dino", "lejepa", "vicreg"] and len(trained) == 9
+    for spec in trained:
+        gap = health[spec.run_id]["checks"]["probe_gap_to_random_init"]
+        assert gap["random_init_runs"] == 3 and gap["random_init_top1"] == pytest.approx(51.0)
+        assert gap["value"] == pytest.approx(29.0)
 
 
 def test_small_data_transfer_run_holds_the_quickstart_lejepa_weights():
