@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import torch
 
 from evaluation.features import cached, embedding_spectrum, extract_features
 from evaluation.knn import knn_accuracy
-from evaluation.linear_probe import few_shot_probe, holdout_split, linear_probe
+from evaluation.linear_probe import few_shot_probe, linear_probe
 from lejepa.data import get_dataset
 from lejepa.data.common import loader_workers
 from lejepa.data.sampling import balanced_subset
@@ -65,15 +64,16 @@ def evaluate_frozen(spec: RunSpec, method, run_dir: Path, weights_key: str, devi
             holdout_fraction=e.holdout_fraction, seed=spec.seed,
         )
         result.update(linear_top1=probe.top1, linear_top5=probe.top5,
-                      linear_head={"lr": probe.lr, "features": probe.features, "holdout_top1": probe.holdout_top1})
+                      linear_head={"name": probe.name, "norm": probe.norm, "lr": probe.lr, "features": probe.features,
+                                   "holdout_top1": probe.holdout_top1,
+                                   "holdout_cross_entropy": probe.holdout_cross_entropy, "steps": probe.steps})
         if e.few_shot:
-            fit_images = len(train_x) - len(holdout_split(train_y, e.holdout_fraction, spec.seed)[1])
-            steps = e.linear_epochs * math.ceil(fit_images / e.linear_batch_size)  # the full-data probe's steps
+            steps = probe.steps  # the full-data probe's optimiser steps
             result["few_shot"] = {
                 str(shots): few_shot_probe(
                     train_x, train_y, test_x, test_y, info.num_classes, shots, e.few_shot_draws, lr=probe.lr,
                     features=choices[probe.features], steps=steps, batch_size=e.linear_batch_size,
-                    weight_decay=e.linear_weight_decay, seed=spec.seed,
+                    weight_decay=e.linear_weight_decay, seed=spec.seed, norm=probe.norm,
                 ) for shots in e.few_shot
             }
     if e.knn:

@@ -1,5 +1,7 @@
 """One run, start to finish: pretrain (or resume) -> frozen evaluation -> result record.
 
+The record carries the run's health (evaluation/health.py): its label-free checks that it learnt anything.
+
 This is what every executor runs (local, debug, SLURM array task; slurm/job.py wraps it). It is
 idempotent: run again after a crash or preemption, it resumes from the newest checkpoint and reuses cached
 features; run on a finished run, it returns the record. One process trains a run at a time (the run
@@ -17,6 +19,7 @@ import torch
 import torch.distributed as dist
 
 from evaluation.evaluate import evaluate_frozen
+from evaluation.health import run_health
 from evaluation.record import (
     NewerSchema,
     RecordError,
@@ -31,6 +34,7 @@ from evaluation.transfer import load_source_method
 from lejepa.checkpoint import remove_interrupted_writes, set_aside
 from lejepa.distributed import local_device, rank, world_size
 from lejepa.files import atomic_write_text
+from lejepa.metrics_log import read_metrics
 from lejepa.run_lock import RunLocked, run_lock
 from lejepa.spec import RunSpec
 from lejepa.train import pretrain
@@ -94,7 +98,9 @@ def _pretrain_evaluate_record(spec: RunSpec, results_root: Path, folder: Path, p
                 return {}
             method, source = load_source_method(spec, results_root, device)
             evaluation = evaluate_frozen(spec, method, folder, f"{spec.model.init_from}:step{source['step']}", device)
-            record = make_record(spec, "done", evaluation={**evaluation, "transfer_from": source}, env=env)
+            health = run_health(spec, {}, evaluation, [])  # its pretraining is the source run's, checked there
+            record = make_record(spec, "done", evaluation={**evaluation, "transfer_from": source}, env=env,
+                                 health=health)
         else:
             method, result = pretrain(spec, folder, progress=progress)
             if rank() != 0:  # rank 0 evaluates and writes the one record
@@ -103,7 +109,10 @@ def _pretrain_evaluate_record(spec: RunSpec, results_root: Path, folder: Path, p
                 record = make_record(spec, "diverged", pretrain=result.to_dict(), reason=result.reason, env=env)
             else:
                 evaluation = evaluate_frozen(spec, method, folder, f"step{result.steps}", device)
-                record = make_record(spec, "done", pretrain=result.to_dict(), evaluation=evaluation, env=env)
+                health = run_health(spec, result.to_dict(), evaluation, read_metrics(folder / "metrics.jsonl"),
+                                    pretrains=method.pretrains)
+                record = make_record(spec, "done", pretrain=result.to_dict(), evaluation=evaluation, env=env,
+                                     health=health)
     except Exception as error:
         if rank() == 0:
             write_record(results_root, make_record(spec, "failed", reason=f"{type(error).__name__}: {error}", env=env))

@@ -11,11 +11,16 @@ This docstring and `Record` are the schema, the only place it is written down. R
     spec          RunSpec.to_dict()
     pretrain      {status, steps, epochs, wall_seconds, images_per_second, final_loss,
                    final_parts: {name: value}, reason}; {} for runs that do not pretrain
-    evaluation    {linear_top1, linear_top5, linear_head: {lr, features, holdout_top1},
+    evaluation    {linear_top1, linear_top5, linear_head: {name, norm, lr, features, holdout_top1, ...},
                    knn_top1@K for each K, few_shot: {shots: {mean, std, draws}},
                    feature_dim, train_images, test_images, embedding_spectrum, wall_seconds,
                    transfer_from: {dataset, experiment, run_id, step} (model.init_from runs)}
     environment   {python, torch, timm, git_commit, device, world_size, hostname}
+    health        {verdict: "ok" | "did not learn" | "reference", checks: {name: {value, threshold, passed,
+                   passes_if, uses_labels, ...}}} (evaluation/health.py): the job's label-free checks of a
+                   done run; absent or null: not checked (records written before the check, runs not done).
+                   Reports judge the stored values against the current thresholds and add the
+                   cross-run check (the probe's gap to random init), which is not stored.
 
 Accuracies are fractions in [0, 1]. A record only counts for a run when it passes `read_record`: it parses,
 has every key with the right type, and (given the run) names that run and holds a spec whose run_id is it,
@@ -61,6 +66,7 @@ class Record:
     pretrain: dict
     evaluation: dict
     environment: dict
+    health: dict | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -92,11 +98,11 @@ def environment(device: str, world_size: int) -> dict:
 
 
 def make_record(spec: RunSpec, status: str, *, pretrain: dict | None = None, evaluation: dict | None = None,
-                reason: str | None = None, env: dict | None = None) -> dict:
+                reason: str | None = None, env: dict | None = None, health: dict | None = None) -> dict:
     if status not in STATUSES:
         raise ValueError(f"record status must be one of {STATUSES}, got {status!r}")
     return Record(RECORD_SCHEMA, spec.run_id, spec.experiment, datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                  status, reason, spec.to_dict(), pretrain or {}, evaluation or {}, env or {}).to_dict()
+                  status, reason, spec.to_dict(), pretrain or {}, evaluation or {}, env or {}, health).to_dict()
 
 
 def write_record(results_root: Path, record: dict) -> Path:
@@ -124,6 +130,7 @@ def read_record(path: Path, expect_run_id: str | None = None) -> dict:
         raise NewerSchema(f"{path} has schema {data['schema']}; this lejepa-bench reads up to {RECORD_SCHEMA}: "
                           f"report it with the newer version that wrote it")
     wrong = [key for key, kind in _TYPES.items() if not isinstance(data.get(key), kind)]
+    wrong += ["health"] if not isinstance(data.get("health"), (dict, type(None))) else []  # optional
     if wrong or data["status"] not in STATUSES:
         what = f"missing or mistyped {', '.join(wrong)}" if wrong else f"unknown status {data['status']!r}"
         raise RecordError(f"{path}: not a lejepa-bench record ({what})")

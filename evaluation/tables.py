@@ -6,6 +6,10 @@ standard deviation (ddof 1) and count of its finished runs, its status counts, a
 public benchmark reports a number for the same dataset, method, architecture and protocol, that number and
 our gap to it (evaluation/references.py). Accuracies in records are fractions; tables show percentages,
 gaps in percentage points.
+
+Every group shows its runs' health (evaluation/health.py). A run that did not learn is left out of its
+group's means and n unless the report is asked to include it (`include_unhealthy`), and the health column
+says how many there were and whether they are in the mean.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any
 
 import pandas as pd
 
+from evaluation.health import DID_NOT_LEARN, NOT_CHECKED, OK, REFERENCE, study_health
 from evaluation.record import STATUSES
 from evaluation.references import load_paper_numbers, match_reference, protocol_label, reference_text
 from evaluation.rows import MISSING, describe, display_name, group_keys, hashable, sort_key
@@ -64,12 +69,16 @@ def _present_metrics(rows: list[dict[str, Any]]) -> list[Metric]:
     return [*REQUIRED_METRICS, *present, *few_shot]
 
 
-def summarise(records: list[dict], group_by: list[str] | None = None,
-              paper_numbers: dict | None = None) -> tuple[pd.DataFrame, list[str]]:
-    """One row per group: keys, n, seeds, <metric>_mean/_std (percent), status counts, references.
+def summarise(records: list[dict], group_by: list[str] | None = None, paper_numbers: dict | None = None,
+              include_unhealthy: bool = False) -> tuple[pd.DataFrame, list[str]]:
+    """One row per group: keys, n, seeds, health, <metric>_mean/_std (percent), status counts, references.
+    Means are over the group's done runs that learnt (all done runs with include_unhealthy).
 
     Returns the frame and the names of its key columns."""
+    health = study_health(records)
     rows = [describe(r) for r in records]
+    for row, record in zip(rows, records):
+        row["health"] = health.get(record["run_id"], {}).get("verdict")
     keys = group_keys(rows, group_by)
     metrics = [*_present_metrics(rows), *RUN_METRICS]
     entries = (paper_numbers or load_paper_numbers())["entries"]
@@ -81,9 +90,12 @@ def summarise(records: list[dict], group_by: list[str] | None = None,
     table = []
     for key_values in sorted(groups, key=lambda values: tuple(sort_key(v) for v in values)):
         members = groups[key_values]
-        done = [r for r in members if r["status"] == "done"]
+        finished = [r for r in members if r["status"] == "done"]
+        done = [r for r in finished if include_unhealthy or r["health"] != DID_NOT_LEARN]  # what is averaged
         out: dict[str, Any] = {display_name(k): v for k, v in zip(keys, key_values)}
         out["n"] = len(done)
+        out["did_not_learn"] = sum(r["health"] == DID_NOT_LEARN for r in finished)
+        out["health"] = health_text([r["health"] for r in finished], include_unhealthy)
         out["seeds"] = len({r.get("spec.seed") for r in done})
         for metric in metrics:
             values = [float(r[metric.path]) * (100 if metric.percent else 1)
@@ -97,6 +109,22 @@ def summarise(records: list[dict], group_by: list[str] | None = None,
     summary = pd.DataFrame(table)
     summary.attrs["status_columns"] = status_columns
     return summary, [display_name(k) for k in keys]
+
+
+def health_text(verdicts: list[str | None], include_unhealthy: bool) -> str:
+    """A group's health in a few words: 'ok', 'did not learn: 2 of 3 (not in the mean)', 'reference', ..."""
+    if not verdicts:
+        return "-"
+    failed = verdicts.count(DID_NOT_LEARN)
+    if failed:
+        where = "in the mean" if include_unhealthy else "not in the mean"
+        return f"{DID_NOT_LEARN}: {failed} of {len(verdicts)} ({where})"
+    if all(v == REFERENCE for v in verdicts):
+        return REFERENCE
+    unchecked = sum(v in (None, NOT_CHECKED) for v in verdicts)
+    if unchecked == len(verdicts):
+        return NOT_CHECKED
+    return OK if not unchecked else f"{OK}, {unchecked} {NOT_CHECKED}"
 
 
 def _only(members: list[dict[str, Any]], key: str) -> Any:
@@ -185,7 +213,7 @@ def display_table(summary: pd.DataFrame, keys: list[str], pm: str = " ± ") -> t
     has_repro = summary.get("public_repro_linear_top1", pd.Series()).notna().any()
     labels = {m.column: m.label.removesuffix(" (%)") for m in metric_columns}
 
-    header = [*keys, "n", *(m.label for m in metric_columns), "pretrain time", "final loss", "runs"]
+    header = [*keys, "n", "health", *(m.label for m in metric_columns), "pretrain time", "final loss", "runs"]
     for column in references:
         header += [f"paper {labels[column]} (%)", "gap (pp)", "paper protocol"]
     header += ["public repro (%)"] if has_repro else []
@@ -193,7 +221,7 @@ def display_table(summary: pd.DataFrame, keys: list[str], pm: str = " ± ") -> t
 
     cells = []
     for _, row in summary.iterrows():
-        line = [_key_text(row[k]) for k in keys] + [str(int(row["n"]))]
+        line = [_key_text(row[k]) for k in keys] + [str(int(row["n"])), row["health"]]
         line += [_mean_pm_std(row[f"{m.column}_mean"], row[f"{m.column}_std"], pm) for m in metric_columns]
         line += [format_duration(row["pretrain_wall_s_mean"]),
                  f"{row['final_loss_mean']:.4g}" if _finite(row["final_loss_mean"]) else "-",
@@ -237,19 +265,19 @@ def to_latex(header: list[str], cells: list[list[str]], caption: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def format_console_table(records: list[dict]) -> str:
+def format_console_table(records: list[dict], include_unhealthy: bool = False) -> str:
     """The quickstart's summary: one line per run group, readable in an 80-120 column terminal."""
     if not records:
         return "no result records yet"
-    summary, keys = summarise(records)
+    summary, keys = summarise(records, include_unhealthy=include_unhealthy)
     extra = [k for k in keys if k not in ("method", "dataset", "arch")]
-    header = ["method", "dataset", "arch", *extra, "n", "linear top-1 %", "kNN@20 top-1 %", "pretrain"]
+    header = ["method", "dataset", "arch", *extra, "n", "health", "linear top-1 %", "kNN@20 top-1 %", "pretrain"]
     statuses = summary.attrs["status_columns"]
     show_status = bool(summary[[s for s in statuses if s != "done"]].to_numpy().sum())
     header += ["runs"] if show_status else []
     rows = []
     for _, row in summary.iterrows():
-        line = [_key_text(row[k]) for k in ("method", "dataset", "arch", *extra)] + [str(int(row["n"]))]
+        line = [_key_text(row[k]) for k in ("method", "dataset", "arch", *extra)] + [str(int(row["n"])), row["health"]]
         line += [_mean_pm_std(row["linear_top1_mean"], row["linear_top1_std"], " ± "),
                  _mean_pm_std(row["knn_top1@20_mean"], row["knn_top1@20_std"], " ± "),
                  format_duration(row["pretrain_wall_s_mean"])]
@@ -265,21 +293,24 @@ def format_console_table(records: list[dict]) -> str:
     return "\n".join([fmt(header), "  ".join("-" * w for w in widths), *map(fmt, rows)])
 
 
-def table_notes(paper_numbers: dict) -> str:
+def table_notes(paper_numbers: dict, include_unhealthy: bool = False) -> str:
     """The line under every table (table.md, table.tex, report.html): what the cells mean."""
     return (f"Mean ± sample std (ddof 1) over the n finished runs of each group, in %; gap = ours - reference, "
-            f"in percentage points. References: evaluation/paper_numbers.yaml version {paper_numbers['version']}.")
+            f"in percentage points. References: evaluation/paper_numbers.yaml version {paper_numbers['version']}. "
+            f"Health (evaluation/health.py): runs that did not learn are "
+            + ("included in the means (asked for)." if include_unhealthy else
+               "left out of the means and n (lejepa report --include-unhealthy keeps them)."))
 
 
 def write_tables(manifest_name: str, records: list[dict], out_dir: Path,
-                 group_by: list[str] | None = None) -> list[Path]:
+                 group_by: list[str] | None = None, include_unhealthy: bool = False) -> list[Path]:
     paper_numbers = load_paper_numbers()
-    summary, keys = summarise(records, group_by, paper_numbers)
+    summary, keys = summarise(records, group_by, paper_numbers, include_unhealthy)
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path, md_path, tex_path = (out_dir / f"table.{ext}" for ext in ("csv", "md", "tex"))
     summary.to_csv(csv_path, index=False)
     header, cells = display_table(summary, keys)
-    notes = table_notes(paper_numbers)
+    notes = table_notes(paper_numbers, include_unhealthy)
     md_path.write_text(f"# {manifest_name}\n\n{to_markdown(header, cells)}\n{notes}\n")
     tex_path.write_text(to_latex(header, cells, f"{manifest_name}. {notes}"))
     return [csv_path, md_path, tex_path]

@@ -5,7 +5,7 @@ calls the module that does the work; nothing else happens here.
                   [--results DIR] [--parallelism N]                                    slurm/launch.py
     lejepa run MANIFEST --only RUN_ID [key=value ...] [--force]                         evaluation/pipeline.py
     lejepa status MANIFEST [key=value ...] [--results DIR]                              slurm/status.py
-    lejepa report MANIFEST [key=value ...] [--results DIR] [--out DIR]                  evaluation/report.py
+    lejepa report MANIFEST [key=value ...] [--results DIR] [--out DIR] [--include-unhealthy]  evaluation/report.py
     lejepa list datasets|architectures|methods                                          the registries
     lejepa describe method|dataset|section NAME                                         experiments/describe.py
     lejepa figures list | paper [--only fig5,...] [--out DIR] [--records MANIFEST ...] [--results DIR]
@@ -62,6 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     report = manifest_command("report", "tables and figures from a manifest's records")
     report.add_argument("--out", type=Path, default=None,
                         help="where to write the report (default: the experiment's results folder)")
+    report.add_argument("--include-unhealthy", action="store_true",
+                        help="keep runs that did not learn (evaluation/health.py) in means and figure fits")
     listing = commands.add_parser("list", help="known datasets, architectures or methods, one a line")
     listing.add_argument("what", choices=("datasets", "architectures", "methods"))
     describe = commands.add_parser("describe", help="a method's, dataset's or spec section's options, defaults "
@@ -231,7 +233,8 @@ def cmd_report(args) -> int:
     if not _writable(out_dir):
         raise ManifestError([(f"cannot write the report to {out_dir} (read-only or not creatable); "
                              f"give another folder with --out DIR")])
-    if not report_study(manifest.name, [s.run_id for s in manifest.runs], results_root, out_dir):
+    if not report_study(manifest.name, [s.run_id for s in manifest.runs], results_root, out_dir,
+                        include_unhealthy=args.include_unhealthy):
         print(f"no records yet for {manifest.name} in {results_root / manifest.name}; "
               f"run `lejepa launch {args.manifest}` first", file=sys.stderr)
         return EXIT_FAILED

@@ -131,7 +131,11 @@ class EvalSpec(Validated):
     knn: bool = setting(True, doc="run the kNN classifier")
     knn_k: tuple[int, ...] = positive((10, 20, 100, 200), "neighbour counts reported")
     knn_temperature: float = positive(0.07, "temperature of the kNN vote weights exp(sim / T)")
-    linear_lrs: tuple[float, ...] = positive((1e-3, 3e-3, 1e-2, 3e-2), "learning rates of the probe's head grid")
+    # DINOv2's 13 probe learning rates (dinov2/eval/linear.py), trained in one stacked pass
+    # (evaluation/linear_probe.py); run ids hash the old 4-value default while the field holds these.
+    linear_lrs: tuple[float, ...] = positive(
+        (1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 1e-1),
+        "learning rates of the probe's head grid (each with every normalisation)", was=(1e-3, 3e-3, 1e-2, 3e-2))
     linear_epochs: int = positive(20, "epochs of the linear probe")
     linear_batch_size: int = positive(256, "batch size of the linear probe")
     linear_weight_decay: float = setting(1e-6, doc="weight decay of the linear probe", low=0)

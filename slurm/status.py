@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from evaluation.record import NewerSchema, RecordError, read_record, record_path
+from evaluation.health import DID_NOT_LEARN, failed_checks, study_health
+from evaluation.record import NewerSchema, RecordError, read_record, read_records, record_path
 from lejepa.spec import RunSpec
 from slurm.ledger import read_ledger
 from slurm.progress import Progress, progress_text, read_progress
@@ -51,6 +52,8 @@ def collect_status(experiment: str, specs: list[RunSpec], results_root: Path) ->
     results_root = Path(results_root)
     ledger = read_ledger(results_root, experiment)["runs"]
     live = live_jobs(results_root, experiment, [s.run_id for s in specs])
+    wanted = {s.run_id for s in specs}
+    health = study_health([r for r in read_records(results_root, experiment)[0] if r["run_id"] in wanted])
     states = []
     for spec in specs:
         entry = ledger.get(spec.run_id, {})
@@ -62,7 +65,7 @@ def collect_status(experiment: str, specs: list[RunSpec], results_root: Path) ->
             detail += f", {progress_text(progress)}" if progress else ""
             states.append(RunState(spec, state, detail, log, progress=progress))
         elif path.exists():
-            states.append(_state_from_record(spec, path, log))
+            states.append(_state_from_record(spec, path, log, health.get(spec.run_id)))
         elif not entry:
             states.append(RunState(spec, "pending", "not submitted yet"))
         else:
@@ -71,7 +74,8 @@ def collect_status(experiment: str, specs: list[RunSpec], results_root: Path) ->
     return states
 
 
-def _state_from_record(spec: RunSpec, path: Path, log: str | None) -> RunState:
+def _state_from_record(spec: RunSpec, path: Path, log: str | None, health: dict | None = None) -> RunState:
+    """A done run whose health check failed (evaluation/health.py) says "did not learn" and which checks failed."""
     try:
         record = read_record(path, expect_run_id=spec.run_id)
     except NewerSchema as error:  # not this version's to judge (or to overwrite)
@@ -83,6 +87,8 @@ def _state_from_record(spec: RunSpec, path: Path, log: str | None) -> RunState:
         seconds = (record["pretrain"].get("wall_seconds") or 0.0) + (record["evaluation"].get("wall_seconds") or 0.0)
         top1 = record["evaluation"].get("linear_top1")
         detail = f"linear top-1 {top1:.4f}" if isinstance(top1, (int, float)) else "done"
+        if health and health.get("verdict") == DID_NOT_LEARN:
+            detail = f"{DID_NOT_LEARN.upper()}: {failed_checks(health)}; {detail}"
     else:
         detail = record.get("reason") or "no reason recorded"
     return RunState(spec, status, detail, log, seconds)

@@ -18,16 +18,18 @@ __all__ = ["FIGURES", "SkipFigure", "architecture_sweep", "effective_rank", "emb
            "transfer_vs_in_domain", "write_figures"]
 
 
-def write_figures(records: list[dict], out_dir: Path) -> tuple[list[Path], dict[str, str], dict[str, str]]:
-    """Every applicable figure under out_dir/figures; returns the files, {figure: why it was skipped} and
-    {figure: its caption}."""
+def write_figures(records: list[dict], out_dir: Path,
+                  include_unhealthy: bool = False) -> tuple[list[Path], dict[str, str], dict[str, str]]:
+    """Every applicable figure under out_dir/figures (runs that did not learn left out unless
+    include_unhealthy); returns the files, {figure: why it was skipped} and {figure: its caption}."""
     figure_dir = Path(out_dir) / "figures"
     skipped: dict[str, str] = {}
 
     def note(name: str, reason: str) -> None:
         skipped[name] = reason
 
-    made = {name: draw(records, figure_dir, on_skip=note) for name, draw in FIGURES.items()}
+    made = {name: draw(records, figure_dir, on_skip=note, include_unhealthy=include_unhealthy)
+            for name, draw in FIGURES.items()}
     captions = {name: figure_caption(fig) for name, fig in made.items() if fig is not None}
     paths = [figure_dir / f"{name}.{ext}" for name in captions for ext in ("png", "pdf")]
     return paths, skipped, captions

@@ -1,6 +1,7 @@
 """The figures' shared pieces: the registry, a fresh Agg canvas per figure, and record-row helpers.
 
-Every figure is registered by name, returns its matplotlib Figure (so tests can read the plotted data back)
+Runs that did not learn (evaluation/health.py) are left out of every figure unless asked, and the caption
+says so. Every figure is registered by name, returns its matplotlib Figure (so tests can read the plotted data back)
 and, given an output folder, saves <name>.png and <name>.pdf. When the records lack what a figure needs it
 returns None and tells `on_skip` why. Figures are drawn on Agg canvases created per figure, never through
 pyplot's global state, so a report leaks no open figures and needs no display.
@@ -19,6 +20,7 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from evaluation.health import DID_NOT_LEARN, study_health
 from evaluation.references import load_paper_numbers
 from evaluation.rows import describe, varying_keys
 
@@ -49,17 +51,44 @@ def save_figure(fig: Figure, out_dir: Path, name: str) -> list[Path]:
     return paths
 
 
-def register_figure(name: str):
-    """Wrap draw(rows, **options) -> Figure into fn(records, out_dir=None, on_skip=None, **options)."""
+def health_rows(records: list[dict]) -> list[dict]:
+    """describe() of each record, with its verdict under "health" (evaluation/health.py, cross-run check
+    included)."""
+    verdicts = study_health(records)
+    rows = [describe(r) for r in records]
+    for row, record in zip(rows, records):
+        row["health"] = verdicts.get(record["run_id"], {}).get("verdict")
+    return rows
+
+
+def _note_health(fig: Figure, text: str) -> None:
+    title = fig.get_suptitle()
+    fig.suptitle(f"{title}\n{text}" if title else text, fontsize="medium")
+
+
+def register_figure(name: str, marks_unhealthy: bool = False):
+    """Wrap draw(rows, **options) -> Figure into fn(records, out_dir=None, on_skip=None, include_unhealthy=False,
+    **options). Runs that did not learn are left out of the rows and the caption says how many, unless
+    include_unhealthy (then the caption says they are in); a figure that marks them itself (marks_unhealthy)
+    gets every row and the include_unhealthy flag instead."""
 
     def decorate(draw: Callable[..., Figure]) -> Callable[..., Figure | None]:
         def figure(records: list[dict], out_dir: Path | None = None, on_skip: SkipHandler | None = None,
-                   **options: Any) -> Figure | None:
+                   include_unhealthy: bool = False, **options: Any) -> Figure | None:
+            rows = health_rows(records)
+            unhealthy = sum(row["health"] == DID_NOT_LEARN for row in rows)
+            if marks_unhealthy:
+                options["include_unhealthy"] = include_unhealthy
+            elif not include_unhealthy:
+                rows = [row for row in rows if row["health"] != DID_NOT_LEARN]
             try:
-                fig = draw([describe(r) for r in records], **options)
+                fig = draw(rows, **options)
             except SkipFigure as skip:
                 (log_skip if on_skip is None else on_skip)(name, str(skip))
                 return None
+            if unhealthy and not marks_unhealthy:
+                _note_health(fig, f"{unhealthy} run(s) that did not learn {'included' if include_unhealthy else 'left out'}"
+                                  " (report.md, Health)")
             if out_dir is not None:
                 save_figure(fig, Path(out_dir), name)
             return fig

@@ -9,16 +9,10 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from evaluation.figures.common import SkipFigure, in_domain_first, new_figure, register_figure, swept_key
+from evaluation.health import effective_rank
 from evaluation.rows import sort_key, varying_keys
 
 SPECTRUM = "evaluation.embedding_spectrum"
-
-
-def effective_rank(eigenvalues: np.ndarray) -> float:
-    """exp(entropy) of the normalised spectrum: D for an isotropic embedding, 1 for a collapsed one."""
-    p = np.clip(eigenvalues, 0, None) / np.clip(eigenvalues, 0, None).sum()
-    p = p[p > 0]
-    return float(np.exp(-(p * np.log(p)).sum()))
 
 
 def _line_keys(rows: list[dict], within: tuple[str, ...], max_lines: int = 8) -> list[str]:

@@ -26,27 +26,36 @@ from evaluation.figures.common import (
     register_figure,
     swept_key,
 )
+from evaluation.health import DID_NOT_LEARN
 from evaluation.rows import sort_key
 
 
-@register_figure("loss_vs_accuracy")
-def loss_vs_accuracy(rows: list[dict], min_runs: int = 3) -> Figure:
+@register_figure("loss_vs_accuracy", marks_unhealthy=True)
+def loss_vs_accuracy(rows: list[dict], min_runs: int = 3, include_unhealthy: bool = False) -> Figure:
     """Final training loss against frozen linear accuracy across a sweep, with Spearman's rho (the paper
     reports the training loss predicting downstream accuracy). One method and dataset per plot: losses of
-    different methods are not on one scale."""
+    different methods are not on one scale. Runs that did not learn are drawn as grey crosses and left out
+    of rho unless include_unhealthy."""
     metric = accuracy_key(rows)
     runs = in_domain(done(rows, "pretrain.final_loss", metric))
     if not runs:
         raise SkipFigure(f"no finished run has both pretrain.final_loss and {metric}")
     runs, caption = most_common(runs, ("method", "dataset"))
+    flagged = [r for r in runs if r.get("health") == DID_NOT_LEARN]
+    if not include_unhealthy:
+        runs = [r for r in runs if r.get("health") != DID_NOT_LEARN]
     if len(runs) < min_runs:
         raise SkipFigure(f"needs at least {min_runs} finished runs of one method and dataset with a final "
-                         f"loss and {metric}; found {len(runs)}")
+                         f"loss and {metric}" + (" that learnt" if flagged and not include_unhealthy else "")
+                         + f"; found {len(runs)}")
     loss = np.array([r["pretrain.final_loss"] for r in runs], dtype=float)
     accuracy = np.array([r[metric] * 100 for r in runs], dtype=float)
     rho = float(spearmanr(loss, accuracy).statistic)
 
     fig, (ax,) = new_figure(width=6.0, height=4.5)
+    if flagged:
+        ax.scatter([r["pretrain.final_loss"] for r in flagged], [r[metric] * 100 for r in flagged], marker="x",
+                   color="grey", zorder=3, label="did not learn" + (" (in ρ)" if include_unhealthy else " (not in ρ)"))
     swept = swept_key(runs)
     if swept:
         for value in sorted({r.get(swept) for r in runs}, key=sort_key):
@@ -57,7 +66,9 @@ def loss_vs_accuracy(rows: list[dict], min_runs: int = 3) -> Figure:
     ax.legend(fontsize="small", title=paper_rho_text(), title_fontsize="small")
     ax.set_xlabel("final training loss")
     ax.set_ylabel(accuracy_label(metric))
-    ax.set_title(f"{caption}\nSpearman ρ = {rho:+.3f} (n = {len(runs)})", fontsize="medium")
+    unhealthy = (f"; {len(flagged)} run(s) that did not learn marked ×, {'in' if include_unhealthy else 'not in'} ρ"
+                 if flagged else "")
+    ax.set_title(f"{caption}\nSpearman ρ = {rho:+.3f} (n = {len(runs)}{unhealthy})", fontsize="medium")
     return fig
 
 

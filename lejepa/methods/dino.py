@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
 from dataclasses import dataclass
 from functools import partial
 
@@ -62,6 +63,8 @@ class DINOOptions(Validated):
     hidden_dim: int = positive(HEAD_HIDDEN, "hidden width of the DINO head")
     bottleneck_dim: int = positive(HEAD_BOTTLENECK, "bottleneck width before the prototypes")
     head_layers: int = positive(HEAD_LAYERS, "linear layers of the head before the prototypes")
+    head_batchnorm: bool = setting(False, doc="BatchNorm after each hidden layer of the head (DINO's "
+                                             "use_bn_in_head, off by default there too)")
     student_temp: float = positive(STUDENT_TEMPERATURE, "student softmax temperature")
     teacher_temp: float = positive(TEACHER_TEMPERATURE, "teacher temperature after warm-up")
     teacher_temp_start: float = positive(TEACHER_TEMPERATURE_START, "teacher temperature at step 0")
@@ -71,6 +74,14 @@ class DINOOptions(Validated):
     centre_momentum: float = fraction(CENTRE_MOMENTUM, "momentum of the teacher-output centre")
     freeze_prototypes_fraction: float = fraction(FREEZE_PROTOTYPES_FRACTION,
                                                  "fraction of training with the prototypes frozen")
+
+
+def uniform_output_loss(options: DINOOptions) -> float:
+    """The loss of a student whose outputs are uniform over the K prototypes: H(P_t, 1/K) = ln K whatever
+    the teacher's targets. It is the value of the collapse to uniform outputs that centring alone drives
+    towards (Caron et al. 2021, Section 5.3 and Fig. 7): a run whose loss stays at ln K has learnt nothing
+    its head can express."""
+    return math.log(options.out_dim)
 
 
 def teacher_temperature(step: int, total_steps: int, options: DINOOptions) -> float:
@@ -89,10 +100,12 @@ def prototypes_frozen(step: int, total_steps: int, options: DINOOptions) -> bool
 
 
 class DINOHead(nn.Module):
-    """MLP with GELU (no BatchNorm), an L2-normalised bottleneck, then a weight-normalised linear layer
-    (each prototype a unit vector, the norm fixed at 1) giving one logit per prototype."""
+    """MLP with GELU (BatchNorm after the hidden layers only with `batchnorm`, DINO's use_bn_in_head), an
+    L2-normalised bottleneck, then a weight-normalised linear layer (each prototype a unit vector, the norm
+    fixed at 1) giving one logit per prototype."""
 
-    def __init__(self, in_dim: int, out_dim: int, hidden_dim: int, bottleneck_dim: int, layers: int):
+    def __init__(self, in_dim: int, out_dim: int, hidden_dim: int, bottleneck_dim: int, layers: int,
+                 batchnorm: bool = False):
         super().__init__()
         widths = [in_dim] + [hidden_dim] * (layers - 1) + [bottleneck_dim]
         modules: list[nn.Module] = []
@@ -102,7 +115,7 @@ class DINOHead(nn.Module):
             nn.init.zeros_(linear.bias)
             modules.append(linear)
             if i < layers - 1:
-                modules.append(nn.GELU())
+                modules += [nn.BatchNorm1d(width_out), nn.GELU()] if batchnorm else [nn.GELU()]
         self.mlp = nn.Sequential(*modules)
         self.prototypes = nn.Linear(bottleneck_dim, out_dim, bias=False)  # default init, normalised below
 
@@ -130,7 +143,8 @@ class DINO(Method):
                 f"got {spec.views.global_views} global + {spec.views.local_views} local"
             )
         self.head = DINOHead(
-            backbone.embed_dim, options.out_dim, options.hidden_dim, options.bottleneck_dim, options.head_layers
+            backbone.embed_dim, options.out_dim, options.hidden_dim, options.bottleneck_dim, options.head_layers,
+            options.head_batchnorm,
         )
         # The teacher starts as an exact copy of the student and only ever moves by EMA: no gradient, and
         # requires_grad False keeps it out of the trainer's optimiser.

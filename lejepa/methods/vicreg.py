@@ -23,6 +23,7 @@ autograd-aware all-gather), as the reference implementation does; the invariance
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import torch
@@ -56,6 +57,18 @@ class VICRegOptions(Validated):
     expander_dim: int = setting(EXPANDER_WIDTH, doc="expander output width (>= 2: covariance needs an "
                                                     "off-diagonal)", low=2)
     expander_layers: int = positive(EXPANDER_LAYERS, "linear layers of the expander")
+
+
+def collapsed_variance_term(options: VICRegOptions) -> float:
+    """The variance term of a collapsed embedding, every sample mapped to the same vector: each dimension's
+    standard deviation is sqrt(0 + eps), so the hinge is var_target - sqrt(var_eps) in every dimension. The
+    variance term exists to keep the embedding away from this point (Bardes et al. 2022, Section 3.1)."""
+    return max(0.0, options.var_target - math.sqrt(options.var_eps))
+
+
+def collapsed_loss(options: VICRegOptions) -> float:
+    """The whole loss at collapse: the invariance and covariance terms are 0, so var_weight x the above."""
+    return options.var_weight * collapsed_variance_term(options)
 
 
 def invariance_term(z: torch.Tensor, num_global: int) -> torch.Tensor:

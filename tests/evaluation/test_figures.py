@@ -164,7 +164,7 @@ def test_embedding_spectrum_lines_per_method_and_isotropy():
     flat, steep = np.ones(32), np.exp(-np.arange(32.0))
     records = [synthetic_record(method={"name": "lejepa"}, seed=s, evaluation={"embedding_spectrum": list(flat * (s + 1))})
                for s in (0, 1)]
-    records.append(synthetic_record(method={"name": "random_init"}, evaluation={"embedding_spectrum": list(steep)}))
+    records.append(synthetic_record(method={"name": "random_init"}, linear=0.5, evaluation={"embedding_spectrum": list(steep)}))
     ax = figures.embedding_spectrum(records).axes[0]
     assert ax.get_yscale() == "log" and len(ax.lines) == 2
     lejepa = next(line for line in ax.lines if line.get_label().startswith("lejepa"))
