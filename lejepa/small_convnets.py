@@ -83,6 +83,7 @@ def _build(name: str, pretrained: bool, channels: Sequence[int], **kwargs) -> Sm
 
 @register_model
 def convnet4_28(pretrained: bool = False, **kwargs) -> SmallConvNet:
-    """Four blocks of 32, 64, 128, 256 channels (1.2 M parameters): 28 px in, 4x4x256 out, 256 features.
+    """Four blocks of 32, 64, 128, 256 channels (0.39 M parameters, counted in
+    tests/lejepa/test_small_convnets.py): 28 px in, 4x4x256 out, 256 features.
     `channels` in timm_kwargs changes the widths (and, by its length, the number of blocks)."""
     return _build("convnet4_28", pretrained, kwargs.pop("channels", (32, 64, 128, 256)), **kwargs)
