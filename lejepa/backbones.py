@@ -32,6 +32,7 @@ from timm.models.xcit import Xcit
 from torch import nn
 from torchvision.ops import MLP
 
+from lejepa import small_convnets  # noqa: F401  (registers convnet4_28 with timm)
 from lejepa.masking import masked_vit_forward, supports_masking
 from lejepa.spec import ModelSpec
 
@@ -156,6 +157,8 @@ ADAPTATIONS: dict[str, Adaptation] = {
     # leaves a 14 px local crop 4x4 tokens, too few for it, so the embedding must stop downsampling.
     "pvt_v2": Adaptation("stride-1 overlapping patch embedding instead of 4 (total stride 8)",
                      small_stem=lambda m: _set_stride(m.patch_embed.proj, 1)),
+    # lejepa/small_convnets.py: built for 28-32 px already (stride-1 convolutions, 2x2 pools between blocks)
+    "small_convnets": Adaptation("none needed: built for 28-32 px images (three 2x2 pools, total stride 8)"),
     "vision_transformer": _VIT,
     # ResNet-stem hybrids (vit_tiny_r_s16_p8_384, ...): timm builds them for their name's resolution unless
     # told img_size; any input size then works as for plain ViTs (no small-image change to the stem).

@@ -30,7 +30,7 @@ def test_quickstart_launch_then_report(tmp_path: Path, capsys):
     assert lejepa["pretrain"]["steps"] == 3 and set(lejepa["pretrain"]["final_parts"]) == {"pred", "sigreg"}
     assert [line["total_steps"] for line in map(json.loads, (tmp_path / "quickstart" / lejepa["run_id"] /
                                                           "metrics.jsonl").read_text().splitlines())] == [3]
-    assert lejepa["evaluation"]["feature_dim"] == 128  # the quarter-width ResNet-10-T's pooled features
+    assert lejepa["evaluation"]["feature_dim"] == 256  # convnet4_28's pooled features (its last block's width)
     raw = next(r for r in records if r["spec"]["method"]["name"] == "raw_pixels")
     assert raw["evaluation"]["feature_dim"] == 3 * 28 * 28  # the normalised pixels themselves
     # 256 training images, 200 test images: pixels already separate most classes (chance is 10 %)
