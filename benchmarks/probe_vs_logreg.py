@@ -4,7 +4,7 @@ multinomial logistic regression on the same cached features (issue 19's table).
 For each run of an experiment whose features are cached (`results/<experiment>/<run>/features/{train,test}.pt`,
 written by `lejepa launch`), with the run's own eval settings (spec.json: epochs, batch, weight decay,
 held-out fraction, seed):
-- old probe: the probe as it was before issue 19 (LayerNorm with affine + Linear, the run's lr grid),
+- old probe: the probe as it was before issue 19 (LayerNorm with affine + Linear, the CPU manifests' lrs then),
   loaded from git at OLD_PROBE_COMMIT so that both are timed in this one process;
 - new probe: evaluation.linear_probe with its default grid (normalisations x DEFAULT_LRS);
 - logreg: scikit-learn LogisticRegression (lbfgs, multinomial; not newton-cholesky as in the tests: raw
@@ -37,6 +37,7 @@ from threadpoolctl import threadpool_limits
 from evaluation.linear_probe import DEFAULT_LRS, NORMS, holdout_split, linear_probe
 
 OLD_PROBE_COMMIT = "ec987eb"  # the last commit before issue 19 changed evaluation/linear_probe.py
+OLD_LRS = (1e-3, 3e-3, 1e-2)  # the CPU manifests' probe grid before issue 19
 REFERENCE_CS = tuple(float(c) for c in np.logspace(-4, 2, 13))  # half-decades; 1e2 is nearly unregularised
 
 
@@ -92,6 +93,13 @@ def timed(call, *args, **kwargs):
     return result, time.perf_counter() - wall, time.process_time() - cpu
 
 
+def frozen(cache: dict) -> torch.Tensor:
+    """The frozen features of a cache file: a dict of readouts since the probe registry (issue 14), one
+    tensor before."""
+    features = cache["features"]
+    return features["frozen"] if isinstance(features, dict) else features
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("experiment_dir", type=Path, help="e.g. results/quickstart")
@@ -108,11 +116,11 @@ def main() -> None:
         e, method = spec["eval"], spec["method"]["name"]
         train = torch.load(run / "features" / "train.pt", weights_only=True)
         test = torch.load(run / "features" / "test.pt", weights_only=True)
-        data = (train["features"], train["labels"], test["features"], test["labels"], int(train["labels"].max()) + 1)
+        data = (frozen(train), train["labels"], frozen(test), test["labels"], int(train["labels"].max()) + 1)
         common = {"choices": {"all": slice(None)}, "epochs": e["linear_epochs"], "batch_size": e["linear_batch_size"],
                   "weight_decay": e["linear_weight_decay"], "holdout_fraction": e["holdout_fraction"],
                   "seed": spec["seed"]}
-        old_result, old_wall, old_cpu = timed(old.linear_probe, *data, lrs=tuple(e["linear_lrs"]), **common)
+        old_result, old_wall, old_cpu = timed(old.linear_probe, *data, lrs=OLD_LRS, **common)
         new_result, new_wall, new_cpu = timed(linear_probe, *data, lrs=DEFAULT_LRS, norms=NORMS, **common)
         logreg, c = logistic_regression_holdout_c(*data[:4], e["holdout_fraction"], spec["seed"])
         logreg_test, c_test = logistic_regression_test_c(*data[:4])
@@ -122,7 +130,7 @@ def main() -> None:
             "new_head": new_result.name, "new_steps": new_result.steps, "logreg": logreg, "logreg_c": c,
             "logreg_c_on_test": logreg_test, "logreg_c_on_test_c": c_test, "gap": new_result.top1 - logreg,
             "old_wall_s": old_wall, "new_wall_s": new_wall, "old_cpu_s": old_cpu, "new_cpu_s": new_cpu,
-            "heads": {"old": len(e["linear_lrs"]), "new": len(new_result.holdout_by_head)},
+            "heads": {"old": len(OLD_LRS), "new": len(new_result.holdout_by_head)},
         })
         print(json.dumps(rows[-1]), file=sys.stderr)
     print("| row | old probe top-1 | new probe top-1 (head) | logreg, C on held-out | logreg, C on test "
