@@ -25,8 +25,22 @@ from lejepa.spec import ViewSpec
 PARAMS = ("jitter", "brightness", "contrast", "saturation", "hue", "grayscale", "blur", "sigma", "solarize")
 NUM_PARAMS = len(PARAMS)
 _COLUMN = {name: i for i, name in enumerate(PARAMS)}
-# ColorJitter(0.4, 0.4, 0.2, 0.1) as ranges of the factor (hue: of the rotation, in turns).
-JITTER_RANGES = {"brightness": (0.6, 1.4), "contrast": (0.6, 1.4), "saturation": (0.8, 1.2), "hue": (-0.1, 0.1)}
+# The paper's (and SimCLR's, DINO's, VICReg's) colour-jitter strengths, as ColorJitter(0.4, 0.4, 0.2, 0.1):
+# the recipe of every method in the suite today (Method.VIEW_RECIPE), and what views built outside a
+# method (tests, benchmarks) use when views.jitter_strengths is null.
+PAPER_JITTER = (0.4, 0.4, 0.2, 0.1)
+
+
+def jitter_strengths(views: ViewSpec) -> tuple[float, float, float, float]:
+    return tuple(views.jitter_strengths) if views.jitter_strengths is not None else PAPER_JITTER
+
+
+def jitter_ranges(views: ViewSpec) -> dict[str, tuple[float, float]]:
+    """Each jitter strength as the range its factor is drawn from (hue: of the rotation, in turns), as
+    ColorJitter does: brightness b -> [1 - b, 1 + b], ..., hue h -> [-h, h]."""
+    brightness, contrast, saturation, hue = jitter_strengths(views)
+    return {"brightness": (1 - brightness, 1 + brightness), "contrast": (1 - contrast, 1 + contrast),
+            "saturation": (1 - saturation, 1 + saturation), "hue": (-hue, hue)}
 SIGMA_RANGE = (0.1, 2.0)  # Gaussian blur's standard deviation in pixels, as SimCLR/DINO draw it
 SOLARIZE_THRESHOLD = 128 / 255
 
@@ -77,7 +91,7 @@ def params_from_uniforms(uniforms: torch.Tensor, views: ViewSpec) -> torch.Tenso
         "solarize": u[_COLUMN["solarize"]] < views.solarize,
         "sigma": SIGMA_RANGE[0] + (SIGMA_RANGE[1] - SIGMA_RANGE[0]) * u[_COLUMN["sigma"]],
     }
-    for name, (low, high) in JITTER_RANGES.items():
+    for name, (low, high) in jitter_ranges(views).items():
         columns[name] = low + (high - low) * u[_COLUMN[name]]
     return torch.stack([columns[name].to(torch.float32) for name in PARAMS], dim=-1)
 

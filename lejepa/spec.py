@@ -84,6 +84,9 @@ class ViewSpec(Validated):
                                                low=0, high=1, low_open=True)
     ratio: tuple[float, float] = positive((3 / 4, 4 / 3), "crop aspect-ratio range")
     color_jitter: float = fraction(0.8, "probability of colour jitter")
+    jitter_strengths: tuple[float, float, float, float] | None = setting(
+        None, doc="colour-jitter strengths (brightness, contrast, saturation, hue), as torchvision's ColorJitter "
+        "takes them; null: the method's own recipe (Method.VIEW_RECIPE)", low=0, added=True)
     grayscale: float = fraction(0.2, "probability of grayscale")
     blur: float = fraction(0.5, "probability of Gaussian blur")
     solarize: float = fraction(0.2, "probability of solarisation")
@@ -96,6 +99,12 @@ class ViewSpec(Validated):
             low, high = getattr(self, name)
             if low > high:
                 problems.append((name, f"the range must be [low, high] with low <= high, got {[low, high]}"))
+        if self.jitter_strengths is not None:
+            strengths = tuple(self.jitter_strengths)
+            if len(strengths) != 4 or max(strengths[:3]) > 1 or strengths[3] > 0.5:
+                why = ("give 4 values [brightness, contrast, saturation, hue], the first three at most 1 and hue "
+                       f"at most 0.5, got {list(strengths)}")
+                problems.append(("jitter_strengths", why))
         return problems
 
 

@@ -113,7 +113,7 @@ def pretrain(spec: RunSpec, run_dir: Path, progress: bool = True) -> tuple[Metho
 
     train_set = info.load(info.train_split, spec.data.root)
     indices = balanced_subset(train_set.targets, spec.data.train_limit, spec.seed)
-    views = build_view_pipeline(spec.views, train_set, image_size, info.mean, info.std, spec.seed)
+    views = build_view_pipeline(method.views(spec.views), train_set, image_size, info.mean, info.std, spec.seed)
     if spec.train.batch_size % world:
         raise ValueError(f"train.batch_size={spec.train.batch_size} must divide by the world size {world}")
     steps_per_epoch = len(indices) // spec.train.batch_size

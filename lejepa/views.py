@@ -16,13 +16,14 @@ from torchvision.ops import roi_align
 from torchvision.transforms import v2
 
 from lejepa.photometric import (
-    JITTER_RANGES,
     PARAMS,
     SIGMA_RANGE,
     Normalisation,
     RandomSeparableBlur,
     apply_photometric,
     blur_kernel_size,
+    jitter_ranges,
+    jitter_strengths,
 )
 from lejepa.spec import ViewSpec
 
@@ -39,7 +40,7 @@ def _augmentation(views: ViewSpec, size: int, scale: tuple[float, float], mean, 
         v2.RGB(),
         v2.RandomResizedCrop(size, scale=tuple(scale), ratio=tuple(views.ratio), antialias=True),
         v2.RandomHorizontalFlip(0.5),
-        v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.2, 0.1)], p=views.color_jitter),
+        v2.RandomApply([v2.ColorJitter(*jitter_strengths(views))], p=views.color_jitter),
         v2.RandomGrayscale(views.grayscale),
         RandomSeparableBlur(views.blur, blur_kernel_size(size)),
         v2.RandomSolarize(threshold=128, p=views.solarize),
@@ -131,7 +132,7 @@ class BatchedMultiCropViews:
         v = torch.where(flip, v.flip(-1), v)
         # The draws in the order this path has always made them (so a seed gives the views it gave before).
         columns = {"jitter": chance(spec.color_jitter)}
-        for name, (low, high) in JITTER_RANGES.items():
+        for name, (low, high) in jitter_ranges(spec).items():
             columns[name] = uniform(low, high)
         columns["grayscale"], columns["sigma"] = chance(spec.grayscale), uniform(*SIGMA_RANGE)
         columns["blur"], columns["solarize"] = chance(spec.blur), chance(spec.solarize)

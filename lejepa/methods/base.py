@@ -1,20 +1,23 @@
 """The method interface (one small surface, one file per method, as solo-learn does).
 
-A method owns its heads, its loss, any per-step update (an EMA teacher, say) and its optimiser recipe. The
-trainer calls `optimizer(train_spec)` once, then `loss(views, step)` and `on_step_end(step, total_steps)`
-every step. Options are a dataclass per method, checked on construction (lejepa/options.py), so an unknown
+A method owns its heads, its loss, any per-step update (an EMA teacher, say), its optimiser recipe and its
+view recipe (VIEW_RECIPE: the view settings it uses where the manifest leaves them null). The trainer calls
+`views(view_spec)` and `optimizer(train_spec)` once, then `loss(views, step)` and
+`on_step_end(step, total_steps)` every step. Options are a dataclass per method, checked on construction (lejepa/options.py), so an unknown
 or out-of-range option in a manifest is refused before anything runs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import ClassVar
 
 import torch
 from torch import nn
 
 from lejepa.backbones import Backbone
-from lejepa.spec import RunSpec, TrainSpec
+from lejepa.photometric import PAPER_JITTER
+from lejepa.spec import RunSpec, TrainSpec, ViewSpec
 
 
 class Method(nn.Module):
@@ -22,11 +25,20 @@ class Method(nn.Module):
     summary: ClassVar[str] = ""  # one line for `lejepa describe method NAME`
     Options: ClassVar[type]
     pretrains: ClassVar[bool] = True  # False: evaluated as built (reference rows: random init, pixels)
+    # View settings the method uses where the manifest leaves them null. Every method here shares the
+    # paper's jitter (as SimCLR, DINO and VICReg publish it); a method with another recipe overrides this.
+    VIEW_RECIPE: ClassVar[dict] = {"jitter_strengths": PAPER_JITTER}
 
     def __init__(self, backbone: Backbone, options, spec: RunSpec):
         super().__init__()
         self.backbone, self.options = backbone, options
         self.num_global = spec.views.global_views  # views[:num_global] are the global crops
+
+    @classmethod
+    def views(cls, views: ViewSpec) -> ViewSpec:
+        """The views this method trains on: the manifest's settings, its own recipe where they are null."""
+        return dataclasses.replace(views, **{key: value for key, value in cls.VIEW_RECIPE.items()
+                                             if getattr(views, key) is None})
 
     def embed_views(self, views: list[torch.Tensor], head: nn.Module) -> torch.Tensor:
         """Run views through backbone and `head`, batching views of equal size; returns (V, B, D)."""

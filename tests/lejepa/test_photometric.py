@@ -6,7 +6,6 @@ import torch
 from torchvision.transforms.v2 import functional as TF
 
 from lejepa.photometric import (
-    JITTER_RANGES,
     NUM_PARAMS,
     PARAMS,
     SIGMA_RANGE,
@@ -72,7 +71,8 @@ def test_parameters_from_uniform_draws_cover_the_paper_ranges():
     spec = ViewSpec(color_jitter=0.8, grayscale=0.2, blur=0.5, solarize=0.2)
     u = torch.rand(4000, NUM_PARAMS, generator=torch.Generator().manual_seed(0))
     p = params_from_uniforms(u, spec)
-    for name, (low, high) in {**JITTER_RANGES, "sigma": SIGMA_RANGE}.items():
+    paper = {"brightness": (0.6, 1.4), "contrast": (0.6, 1.4), "saturation": (0.8, 1.2), "hue": (-0.1, 0.1)}
+    for name, (low, high) in {**paper, "sigma": SIGMA_RANGE}.items():
         column = p[:, PARAMS.index(name)]
         assert low <= column.min() and column.max() <= high and column.max() - column.min() > 0.95 * (high - low)
     for name, rate in (("jitter", 0.8), ("grayscale", 0.2), ("blur", 0.5), ("solarize", 0.2)):
@@ -128,3 +128,43 @@ def test_each_image_gets_its_own_parameters_whatever_the_batch():
     reversed_order = apply_photometric(images.flip(0), params.flip(0), ZERO, ONE)
     assert (reversed_order.flip(0) - together).abs().max() < 1e-6
     assert 0 <= together.min() and together.max() <= 1
+
+
+def test_jitter_strengths_set_the_ranges_of_every_path_and_a_method_owns_its_default():
+    """Issue 12: the strengths are a view setting (null: the method's VIEW_RECIPE), read by the batched
+    draws, the per-image ColorJitter and the in-memory batched path alike; the manifest's value wins."""
+    import dataclasses
+    from typing import ClassVar
+
+    from torchvision.transforms import v2
+
+    from lejepa.methods import get_method
+    from lejepa.methods.base import Method
+    from lejepa.photometric import PAPER_JITTER
+    from lejepa.views import _augmentation
+
+    u = torch.rand(2000, NUM_PARAMS, generator=torch.Generator().manual_seed(1))
+    still = params_from_uniforms(u, ViewSpec(jitter_strengths=(0.0, 0.0, 0.0, 0.0)))
+    for name, value in (("brightness", 1.0), ("contrast", 1.0), ("saturation", 1.0), ("hue", 0.0)):
+        assert torch.all(still[:, PARAMS.index(name)] == value), name
+    strong = params_from_uniforms(u, ViewSpec(jitter_strengths=(0.8, 0.1, 0.2, 0.3)))
+    assert strong[:, PARAMS.index("brightness")].min() < 0.25 and strong[:, PARAMS.index("hue")].max() > 0.28
+    assert torch.equal(params_from_uniforms(u, ViewSpec()), params_from_uniforms(u, ViewSpec(jitter_strengths=PAPER_JITTER)))
+
+    jitter = next(t for t in _augmentation(ViewSpec(jitter_strengths=(0.5, 0.3, 0.2, 0.05)), 28, (0.3, 1.0), (0.5,) * 3,
+                                           (0.5,) * 3).transforms if isinstance(t, v2.RandomApply)).transforms[0]
+    assert (jitter.brightness, jitter.hue) == ((0.5, 1.5), (-0.05, 0.05))
+
+    class Muted(get_method("lejepa")):
+        VIEW_RECIPE: ClassVar[dict] = {"jitter_strengths": (0.1, 0.1, 0.1, 0.0)}
+
+    assert Method.views(ViewSpec()).jitter_strengths == PAPER_JITTER  # every method here: the paper's
+    assert Muted.views(ViewSpec()).jitter_strengths == (0.1, 0.1, 0.1, 0.0)  # the method's own recipe
+    mine = ViewSpec(jitter_strengths=(0.2, 0.2, 0.2, 0.1))
+    assert Muted.views(mine) == mine and dataclasses.replace(Muted.views(ViewSpec()), jitter_strengths=None) == ViewSpec()
+
+
+@pytest.mark.parametrize("strengths", [(0.4, 0.4, 0.2), (1.5, 0.4, 0.2, 0.1), (0.4, 0.4, 0.2, 0.6), (-0.1, 0.4, 0.2, 0.1)])
+def test_jitter_strengths_out_of_range_are_refused_by_name(strengths):
+    with pytest.raises(ValueError, match="jitter_strengths"):
+        ViewSpec(jitter_strengths=strengths)
