@@ -26,6 +26,17 @@ def numpy_rng(*parts: int) -> np.random.Generator:
     return np.random.default_rng([int(p) for p in parts])
 
 
+def slice_generator(seed: int, step: int) -> torch.Generator:
+    """SIGReg's directions at (seed, step). A derivation of its own (not derive_seed), kept as first written
+    because every run's slices, and so its numbers, come from it."""
+    return torch.Generator(device="cpu").manual_seed(int(seed) * 1_000_003 + int(step))
+
+
+def stream_generator(*parts: int) -> torch.Generator:
+    """A generator from numpy's SeedSequence over `parts` (patch masks: seed, step, rank, group, stream)."""
+    return torch.Generator().manual_seed(int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0]))
+
+
 def seed_everything(seed: int) -> None:
     """Seed the global generators (weight initialisation draws from them)."""
     random.seed(seed)

@@ -24,6 +24,7 @@ import torch
 import torch.distributed as dist
 
 from lejepa.distributed import world_size
+from lejepa.seeds import slice_generator
 
 # Complex elements per chunk of slices: about 2 MiB on the CPU, so a chunk's few buffers stay in L2/L3
 # (at N = 2048, K = 1024 on a 2-core EPYC, one thread: 1.2-1.6x less CPU time and 1.7-1.9x less peak memory
@@ -47,7 +48,7 @@ def quadrature(t_max: float = 3.0, knots: int = 17, device=None) -> tuple[torch.
 def random_directions(dim: int, num_slices: int, seed: int, step: int, device=None) -> torch.Tensor:
     """K unit-norm directions (D x K), redrawn every step; the same (seed, step) gives the same directions
     on every rank, which distributed SIGReg needs."""
-    generator = torch.Generator(device="cpu").manual_seed(int(seed) * 1_000_003 + int(step))
+    generator = slice_generator(seed, step)
     directions = torch.randn(dim, num_slices, generator=generator)
     directions = directions / directions.norm(dim=0, keepdim=True)
     return directions.to(device)

@@ -25,6 +25,7 @@ from lejepa.photometric import (
     jitter_ranges,
     jitter_strengths,
 )
+from lejepa.seeds import torch_generator
 from lejepa.spec import ViewSpec
 
 
@@ -109,7 +110,7 @@ class BatchedMultiCropViews:
         views depend on its place in the global batch, not on how many ranks share it."""
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is not one of the {world_size} ranks")
-        generator = torch.Generator().manual_seed(hash((self.seed, step)) % 2**63)
+        generator = torch_generator(self.seed, step)
         shard = slice(rank * len(images), (rank + 1) * len(images))
         x = images.float() / 255
         sizes = [(self.global_size, self.spec.global_scale)] * self.spec.global_views

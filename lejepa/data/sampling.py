@@ -12,6 +12,8 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import torch
 
+from lejepa.seeds import derive_seed, numpy_rng
+
 
 def balanced_subset(targets: Sequence[int], limit: int | None, seed: int) -> np.ndarray:
     """Indices of `limit` images with classes as balanced as the data allows (all images if None)."""
@@ -40,7 +42,7 @@ def resumable_batches(
     for step in range(start_step, total_steps):
         if step // steps_per_epoch != epoch:
             epoch = step // steps_per_epoch
-            order = indices[np.random.default_rng([seed, epoch]).permutation(len(indices))]
+            order = indices[numpy_rng(seed, epoch).permutation(len(indices))]
         first = (step % steps_per_epoch) * batch_size + rank * per_rank
         yield [(epoch, int(i)) for i in order[first : first + per_rank]]
 
@@ -63,5 +65,5 @@ class ViewDataset(torch.utils.data.Dataset):
         with torch.random.fork_rng(devices=[]):
             # The CPU generator only (the same draws as torch.manual_seed): torch.manual_seed also queues a
             # seed for every accelerator back end, recording a stack trace each time, about 0.3 ms an image.
-            torch.default_generator.manual_seed(hash((self.seed, epoch, index)) % 2**63)
+            torch.default_generator.manual_seed(derive_seed(self.seed, epoch, index))
             return self.make_views(image), label

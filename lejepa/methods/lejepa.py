@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -24,6 +23,7 @@ from lejepa.methods.base import Method
 from lejepa.methods.registry import register_method
 from lejepa.methods.teacher import KINDS, AveragedCopy
 from lejepa.options import Validated, fraction, positive, setting
+from lejepa.seeds import stream_generator
 from lejepa.sigreg import SIGReg
 
 MASK_STREAM = 0x6D61736B  # separates the mask draws from any other use of (seed, step)
@@ -49,8 +49,7 @@ class LeJEPAOptions(Validated):
 def mask_generator(seed: int, step: int, rank: int, group: int) -> torch.Generator:
     """The generator of one view group's patch masks: a function of (seed, step, rank, group) only, so a
     resumed run draws the masks the interrupted one would have."""
-    state = np.random.SeedSequence([seed, step, rank, group, MASK_STREAM]).generate_state(1)[0]
-    return torch.Generator().manual_seed(int(state))
+    return stream_generator(seed, step, rank, group, MASK_STREAM)
 
 
 @register_method
