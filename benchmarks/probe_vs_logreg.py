@@ -57,7 +57,8 @@ def old_probe_module():
     return module
 
 
-def logistic_regression_holdout_c(train_x, train_y, test_x, test_y, fraction: float, seed: int) -> tuple[float, float]:
+def logistic_regression_holdout_c(train_x, train_y, test_x, test_y, fraction: float, seed: int,
+                                  cs: tuple[float, ...] = REFERENCE_CS) -> tuple[float, float]:
     """(test top-1, C) of the C with the best held-out top-1 (first of equals), fit split only."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
@@ -66,7 +67,7 @@ def logistic_regression_holdout_c(train_x, train_y, test_x, test_y, fraction: fl
     scaler = StandardScaler().fit(train_x[fit].numpy())
     fit_x, holdout_x, test_np = (scaler.transform(a.numpy()) for a in (train_x[fit], train_x[holdout], test_x))
     best = None
-    for c in REFERENCE_CS:
+    for c in cs:
         model = LogisticRegression(C=c, max_iter=5000).fit(fit_x, train_y[fit].numpy())
         score = model.score(holdout_x, train_y[holdout].numpy())
         if best is None or score > best[0]:
@@ -105,6 +106,9 @@ def main() -> None:
     parser.add_argument("experiment_dir", type=Path, help="e.g. results/quickstart")
     parser.add_argument("--threads", type=int, default=1, help="torch and BLAS threads (1: CPU time does not depend on the machine's other load)")
     parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument("--only", default=None, help="comma-separated rows (methods), e.g. lejepa,random_init")
+    parser.add_argument("--cs", default=None, help="comma-separated C grid of the held-out logistic regression "
+                        "(default: 13 half-decades 1e-4 to 1e2; fewer for raw pixels' 2,352 values)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     threadpool_limits(args.threads)  # scikit-learn's BLAS too: no oversubscription on a shared machine
@@ -114,6 +118,8 @@ def main() -> None:
     for run in sorted(p for p in args.experiment_dir.iterdir() if (p / "features" / "test.pt").exists()):
         spec = json.loads((run / "spec.json").read_text())
         e, method = spec["eval"], spec["method"]["name"]
+        if args.only and method not in args.only.split(","):
+            continue
         train = torch.load(run / "features" / "train.pt", weights_only=True)
         test = torch.load(run / "features" / "test.pt", weights_only=True)
         data = (frozen(train), train["labels"], frozen(test), test["labels"], int(train["labels"].max()) + 1)
@@ -122,10 +128,11 @@ def main() -> None:
                   "seed": spec["seed"]}
         old_result, old_wall, old_cpu = timed(old.linear_probe, *data, lrs=OLD_LRS, **common)
         new_result, new_wall, new_cpu = timed(linear_probe, *data, lrs=DEFAULT_LRS, norms=NORMS, **common)
-        logreg, c = logistic_regression_holdout_c(*data[:4], e["holdout_fraction"], spec["seed"])
+        cs = tuple(float(c) for c in args.cs.split(",")) if args.cs else REFERENCE_CS
+        logreg, c = logistic_regression_holdout_c(*data[:4], e["holdout_fraction"], spec["seed"], cs)
         logreg_test, c_test = logistic_regression_test_c(*data[:4])
         rows.append({
-            "row": method, "features": list(train["features"].shape), "old_probe": old_result.top1,
+            "row": method, "features": list(data[0].shape), "old_probe": old_result.top1,
             "old_head": f"layernorm_affine_lr{old_result.lr:g}_{old_result.features}", "new_probe": new_result.top1,
             "new_head": new_result.name, "new_steps": new_result.steps, "logreg": logreg, "logreg_c": c,
             "logreg_c_on_test": logreg_test, "logreg_c_on_test_c": c_test, "gap": new_result.top1 - logreg,
