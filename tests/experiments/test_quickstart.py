@@ -39,6 +39,11 @@ def test_quickstart_launch_then_report(tmp_path: Path, capsys):
     capsys.readouterr()
     assert main(["report", "quickstart", *SMALL, "--results", str(tmp_path)]) == 0
     printed = capsys.readouterr().out
+    # Three LeJEPA steps learn nothing, and the health check says so: the row is flagged and its numbers
+    # are left out of the table unless asked for.
+    assert f"{lejepa['run_id']}: did not learn" in printed
+    assert main(["report", "quickstart", *SMALL, "--results", str(tmp_path), "--include-unhealthy"]) == 0
+    printed = capsys.readouterr().out
     for name in ("lejepa", "random_init", "raw_pixels", "linear top-1 %", "kNN@20 top-1 %"):
         assert name in printed
     linear = f"{100 * probe_accuracy(lejepa, 'linear'):.1f}"
