@@ -4,7 +4,7 @@
 # Idempotent: run it again and it only starts what is not running. Needs root (it writes /etc/slurm and
 # starts daemons). No systemd and no cgroups: plain daemons, so it works in containers and CI sessions;
 # processes end with the session that started them, so CI must call this script itself.
-# What worked on these machines is written down in SLURM-NOTES.md (Debian 12, Slurm 22.05, munge 0.5).
+# Tested on Debian 12 with Slurm 22.05 and munge 0.5; the settings below are the ones that worked there.
 #
 # Environment knobs: LEJEPA_SLURM_CONF (default /etc/slurm/slurm.conf), LEJEPA_SLURM_FORCE_CONF=1 to
 # overwrite a slurm.conf this script did not write.

@@ -1,5 +1,5 @@
 """The launcher against a real SLURM cluster: one node on this machine, started by
-slurm/start_local_cluster.sh (SLURM-NOTES.md). Job arrays, skip on relaunch, and preemption: a job
+slurm/start_local_cluster.sh. Job arrays, skip on relaunch, and preemption: a job
 requeued with `scontrol requeue` mid-training resumes from its checkpoint and ends with the same record
 as an uninterrupted run; a job sent submitit's preemption signal (SIGUSR2) saves the step in flight,
 requeues itself and resumes from exactly there. Nothing here asks sacct (no accounting database)."""
