@@ -6,11 +6,11 @@ group by: dataset, method, arch, transfer_from (the pretraining dataset of a mod
 
 from __future__ import annotations
 
-import difflib
 import math
 from typing import Any
 
 from evaluation.record import upgrade_evaluation
+from lejepa.names import did_you_mean
 
 MISSING = None  # how a spec key absent from a record shows up in a group key
 
@@ -89,9 +89,7 @@ def resolve_key(key: str, rows: list[dict[str, Any]]) -> str:
         if candidate in known:
             return candidate
     if rows:
-        close = difflib.get_close_matches(key, sorted(known), n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise KeyError(f"group key '{key}' is in no record{hint}")
+        raise KeyError(f"group key '{key}' is in no record{did_you_mean(key, sorted(known))}")
     return key
 
 

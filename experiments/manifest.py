@@ -19,7 +19,6 @@ Two additions to the grid/include format:
 
 from __future__ import annotations
 
-import difflib
 import itertools
 import json
 import os
@@ -32,6 +31,7 @@ from experiments.run_values import BUILT_IN, RUN_KEYS, RunValues, assign, new_ru
 from experiments.transfer_source import resolve_init_from
 from experiments.yaml_loader import YAMLProblem, parse_yaml
 from lejepa.methods import normalised
+from lejepa.names import did_you_mean
 from lejepa.run_checks import name_problems, run_problems
 from lejepa.spec import NAME_PATTERN, SECTIONS, RunSpec, SpecError
 
@@ -102,8 +102,7 @@ def find_manifest(name_or_path: str | Path) -> Path:
         if candidate.is_file():
             return candidate
     known = sorted(str(p.relative_to(EXPERIMENTS_DIR).with_suffix("")) for p in EXPERIMENTS_DIR.rglob("*.yaml"))
-    close = difflib.get_close_matches(str(name_or_path), known, n=3, cutoff=0.5)
-    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    hint = did_you_mean(name_or_path, known, cutoff=0.5, joiner=" or ")
     raise ManifestError([
         (f"{name_or_path}: no such manifest file, and no {EXPERIMENTS_DIR / (str(name_or_path) + '.yaml')}{hint} "
         f"(manifests in {EXPERIMENTS_DIR}: {', '.join(known) or 'none'})")
@@ -274,8 +273,9 @@ def find_run(manifest: Manifest, wanted: str) -> RunSpec:
     if len(matches) == 1:
         return matches[0]
     ids = [s.run_id for s in manifest.runs]
-    close = [s.run_id for s in matches[:5]] or difflib.get_close_matches(wanted, ids, n=3, cutoff=0.4)
-    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    prefixed = [s.run_id for s in matches[:5]]
+    hint = f"; did you mean {' or '.join(prefixed)}?" if prefixed else did_you_mean(wanted, ids, cutoff=0.4,
+                                                                                      joiner=" or ")
     what = "matches several runs" if matches else "is not a run of this manifest"
     raise ManifestError([(f"{manifest.path}: --only {wanted} {what}{hint} (`lejepa launch {manifest.path} "
                          f"--dry-run` lists the {len(ids)} run ids)")])

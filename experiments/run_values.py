@@ -8,11 +8,11 @@ and remembers where it came from, so every problem can name the line of the mani
 from __future__ import annotations
 
 import copy
-import difflib
 import json
 from dataclasses import dataclass
 from typing import Any
 
+from lejepa.names import did_you_mean
 from lejepa.options import check_value, field_types, type_words
 from lejepa.spec import SECTIONS
 
@@ -21,8 +21,7 @@ BUILT_IN = "(built-in default)"
 
 
 def suggest(name: str, valid, extra: str = "") -> str:
-    close = difflib.get_close_matches(str(name), list(valid), n=3, cutoff=0.5)
-    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    hint = did_you_mean(name, valid, cutoff=0.5, joiner=" or ")
     return f"{hint} (valid: {', '.join(valid)}{extra})"
 
 

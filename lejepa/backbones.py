@@ -14,7 +14,6 @@ another thing: lejepa/architectures.py.)
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -34,6 +33,7 @@ from torchvision.ops import MLP
 
 from lejepa import small_convnets  # noqa: F401  (registers convnet4_28 with timm)
 from lejepa.masking import masked_vit_forward, supports_masking
+from lejepa.names import did_you_mean
 from lejepa.spec import ModelSpec
 
 SMALL_IMAGE_MAX = 64  # at or below this resolution the stem / patch / window sizes are adapted
@@ -51,8 +51,7 @@ def _timm_names() -> frozenset[str]:
 def check_architecture(name: str) -> None:
     base = name.split(".")[0]  # timm allows "arch.pretrained_tag"
     if base not in _timm_names():
-        close = difflib.get_close_matches(base, _timm_names(), n=3, cutoff=0.6)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        hint = did_you_mean(base, _timm_names())
         raise UnknownArchitecture(f"unknown timm architecture '{name}'{hint} (see timm.list_models())")
 
 

@@ -1,4 +1,4 @@
-"""CPU threads of the process that trains a run."""
+"""CPU threads: one for small work, one for a GPU run's training process."""
 
 from __future__ import annotations
 
@@ -6,6 +6,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Torch's intra-op pool at one thread inside, the previous count again afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @contextmanager
@@ -20,9 +31,5 @@ def training_threads(device: torch.device) -> Iterator[None]:
     if device.type != "cuda":
         yield
         return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         yield
-    finally:
-        torch.set_num_threads(before)

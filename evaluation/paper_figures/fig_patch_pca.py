@@ -24,12 +24,12 @@ from evaluation.paper_figures.registry import (
     SkipFigure,
     _register,
     new_figure,
-    one_thread,
 )
 from lejepa.checkpoint import CHECKPOINT_PATTERN, load_latest_checkpoint, load_state
 from lejepa.data import get_dataset
 from lejepa.methods import build_method
 from lejepa.spec import RunSpec
+from lejepa.threads import one_thread
 from lejepa.views import eval_transform
 
 NEEDS = "a ViT checkpoint (--checkpoint RUN_DIR, e.g. a run of manifest paper/in1k)"

@@ -17,16 +17,16 @@ through pyplot's global state.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from lejepa.threads import one_thread
 
 
 class SkipFigure(Exception):
@@ -76,6 +76,7 @@ def theory_figure(fig_id: str, title: str, about: str, origin: str = "paper"):
     def decorate(make: Callable[..., Drawn]) -> Callable[..., Drawn]:
         @functools.wraps(make)
         def single_threaded(*args: Any, **options: Any) -> Drawn:
+            # Small tensors: intra-op threads only add synchronisation (on a busy machine, many times slower).
             with one_thread():
                 return make(*args, **options)
 
@@ -144,12 +145,3 @@ def new_figure(rows: int = 1, cols: int = 1, width: float = 4.0, height: float =
     return fig, axes
 
 
-@contextlib.contextmanager
-def one_thread() -> Iterator[None]:
-    """Small tensors: intra-op threads only add synchronisation (on a busy machine, many times slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)

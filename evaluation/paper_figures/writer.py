@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from evaluation.paper_figures.registry import PaperFigure, SkipFigure, one_thread, select
+from evaluation.paper_figures.registry import PaperFigure, SkipFigure, select
+from lejepa.threads import one_thread
 
 INDEX = "figures.md"
 COMMAND = "lejepa figures paper --only {id} --out {out}"

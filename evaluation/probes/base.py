@@ -19,12 +19,12 @@ Reports, figures and `lejepa status` read metric names and labels only from here
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
 
+from lejepa.names import did_you_mean
 from lejepa.options import OptionError, check_value
 from lejepa.spec import EvalSpec, RunSpec
 
@@ -100,14 +100,9 @@ def register_probe(cls: type[Probe]) -> type[Probe]:
     return cls
 
 
-def _suggest(name: str, valid) -> str:
-    close = difflib.get_close_matches(name, list(valid), n=3)
-    return f"; did you mean {', '.join(close)}?" if close else ""
-
-
 def get_probe(name: str) -> type[Probe]:
     if name not in PROBES:
-        raise KeyError(f"unknown probe '{name}'{_suggest(name, PROBES)} (known: {', '.join(PROBES)}; "
+        raise KeyError(f"unknown probe '{name}'{did_you_mean(name, PROBES)} (known: {', '.join(PROBES)}; "
                        f"see `lejepa list probes`)")
     return PROBES[name]
 
@@ -120,7 +115,7 @@ def probe_options(cls: type[Probe], eval_spec: EvalSpec):
     problems = []
     for key, value in given.items():
         if key not in known:
-            problems.append((key, (f"probe '{cls.name}' has no option '{key}'{_suggest(key, known)} "
+            problems.append((key, (f"probe '{cls.name}' has no option '{key}'{did_you_mean(key, known)} "
                                    f"(options: {', '.join(known) or 'none'})")))
             continue
         values[key], problem = check_value(cls.Options, key, value, as_float=True)

@@ -7,11 +7,12 @@ downloaded: a missing dataset raises DatasetNotFound saying where it looked and 
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from lejepa.names import did_you_mean
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -87,7 +88,5 @@ def register_dataset(
 
 def get_dataset(name: str) -> DatasetInfo:
     if name not in DATASETS:
-        close = difflib.get_close_matches(name, DATASETS, n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise KeyError(f"unknown dataset '{name}'{hint} (known: {', '.join(sorted(DATASETS))})")
+        raise KeyError(f"unknown dataset '{name}'{did_you_mean(name, DATASETS)} (known: {', '.join(sorted(DATASETS))})")
     return DATASETS[name]

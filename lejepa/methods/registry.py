@@ -7,10 +7,10 @@ lejepa/methods/__init__.py.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 
 from lejepa.backbones import create_backbone
 from lejepa.methods.base import Method
+from lejepa.names import did_you_mean
 from lejepa.options import OptionError, check_value
 from lejepa.seeds import seed_everything
 from lejepa.spec import RunSpec
@@ -25,14 +25,9 @@ def register_method(cls: type[Method]) -> type[Method]:
     return cls
 
 
-def _suggest(name: str, valid) -> str:
-    close = difflib.get_close_matches(name, list(valid), n=3)
-    return f"; did you mean {', '.join(close)}?" if close else ""
-
-
 def get_method(name: str) -> type[Method]:
     if name not in METHODS:
-        raise KeyError(f"unknown method '{name}'{_suggest(name, METHODS)} (known: {', '.join(sorted(METHODS))})")
+        raise KeyError(f"unknown method '{name}'{did_you_mean(name, METHODS)} (known: {', '.join(sorted(METHODS))})")
     return METHODS[name]
 
 
@@ -47,7 +42,7 @@ def option_problems(method_section: dict) -> list[tuple[str, str]]:
             continue
         if key not in known:
             extra = "" if known else "; this method takes no options"
-            problems.append((key, (f"method '{cls.name}' has no option '{key}'{_suggest(key, known)} "
+            problems.append((key, (f"method '{cls.name}' has no option '{key}'{did_you_mean(key, known)} "
                                   f"(options: {', '.join(known) or 'none'}{extra})")))
             continue
         _, problem = check_value(cls.Options, key, value)
