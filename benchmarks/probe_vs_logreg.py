@@ -108,7 +108,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the rows here")
     parser.add_argument("--only", default=None, help="comma-separated rows (methods), e.g. lejepa,random_init")
     parser.add_argument("--cs", default=None, help="comma-separated C grid of the held-out logistic regression "
-                        "(default: 13 half-decades 1e-4 to 1e2; fewer for raw pixels' 2,352 values)")
+                        "(default: 13 half-decades 1e-4 to 1e2; fewer for raw pixels' many values)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     threadpool_limits(args.threads)  # scikit-learn's BLAS too: no oversubscription on a shared machine

@@ -46,11 +46,12 @@ def evaluate_frozen(spec: RunSpec, method, run_dir: Path, weights_key: str, devi
     backbone = method.evaluation_backbone() if hasattr(method, "evaluation_backbone") else method.backbone
     backbone.eval()
     online = online_probe is not None and any(p.name == "online_linear" for p in probes)
-    if getattr(method, "features_from_pixels", False):
+    pixels = getattr(method, "features_from_pixels", False)
+    if pixels:
         kind, choices = "pixels", {"all": slice(None)}
 
-        def encode(images, pooled=False):
-            return {"frozen": images.flatten(1)}
+        def encode(images, pooled=False):  # a grey set's copies of its one channel are read once
+            return {"frozen": images[:, :info.channels].flatten(1)}
     else:
         kind = "tokens" if backbone.is_token_model else "pooled"
         choices = _feature_choices(backbone.feature_dim, backbone.embed_dim)
@@ -63,6 +64,8 @@ def evaluate_frozen(spec: RunSpec, method, run_dir: Path, weights_key: str, devi
         dataset = info.load(split, spec.data.root)
         indices = balanced_subset(dataset.targets, limit, spec.seed)
         key = f"{weights_key}:{len(indices)}:{readouts}:{'bf16' if bf16 else 'fp32'}"
+        if pixels:  # a cache of all three copies (before grey sets were read once) is not this one
+            key += f":{info.channels}ch"
         return cached(
             Path(run_dir) / "features" / f"{name}.pt", key,
             lambda: extract_features(encoder, dataset, indices, image_size, info.mean, info.std,

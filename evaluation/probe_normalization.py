@@ -26,8 +26,8 @@ each sample on its own:
   weight as the few that separate the classes (10-shot heads, lr 1e-2, 1,000 steps, on
   tests/evaluation/test_linear_probe.py's separable clusters: 90% with PCA whitening, 100% with ZCA). Only where the covariance is well estimated, with
   at least WHITEN_SAMPLES_PER_DIM samples per dimension: with fewer, the smallest eigenvalues are mostly
-  sampling noise, which whitening blows up to unit variance (the quickstart's raw pixels, 9,000 fit
-  images of 2,352 values: the best whitened head 81.1% on held-out, the best standardised 83.4%), and
+  sampling noise, which whitening blows up to unit variance (measured on 9,000 fit images of raw
+  Fashion-MNIST pixels read as 2,352 values, each grey value three times: the best whitened head 81.1% on held-out, the best standardised 83.4%), and
   the D^3 eigendecomposition is then the probe's largest cost.
 """
 

@@ -58,6 +58,7 @@ def _find_idx(root: Path, stem: str) -> Path | None:
     image_size=28,
     mean=(0.2860,) * 3,
     std=(0.3530,) * 3,
+    channels=1,
     default_root="/usr/share/datasets/fashion-mnist",
     how_to_get=FASHION_MNIST_HOW,
 )
@@ -76,6 +77,7 @@ def fashion_mnist(root: Path, split: str) -> TensorImageDataset:
     image_size=16,
     mean=(0.3,) * 3,
     std=(0.4,) * 3,
+    channels=1,
     default_root="(bundled with scikit-learn)",
     how_to_get="pip install scikit-learn (the 8x8 digits ship inside it)",
 )

@@ -39,6 +39,9 @@ class DatasetInfo:
     default_root: str  # absolute, or relative to $LEJEPA_DATA_ROOT (default ~/data)
     how_to_get: str
     loader: Callable[[Path, str], object]
+    # Channels the images really have. Grey sets are served with their one channel copied three times (what
+    # the backbones take); the raw-pixels reference reads one copy (784 values for Fashion-MNIST, not 2,352).
+    channels: int = 3
 
     @property
     def train_split(self) -> str:
@@ -73,13 +76,14 @@ def register_dataset(
     std: tuple[float, float, float] = IMAGENET_STD,
     default_root: str | None = None,
     how_to_get: str,
+    channels: int = 3,
 ):
     def decorate(loader: Callable[[Path, str], object]):
         if name in DATASETS:
             raise ValueError(f"dataset '{name}' is registered twice")
         DATASETS[name] = DatasetInfo(
             name, num_classes, image_size, tuple(splits), tuple(mean), tuple(std),
-            default_root or name, how_to_get, loader,
+            default_root or name, how_to_get, loader, channels,
         )
         return loader
 

@@ -32,7 +32,8 @@ def test_quickstart_launch_then_report(tmp_path: Path, capsys):
                                                           "metrics.jsonl").read_text().splitlines())] == [3]
     assert lejepa["evaluation"]["feature_dim"] == 256  # convnet4_28's pooled features (its last block's width)
     raw = next(r for r in records if r["spec"]["method"]["name"] == "raw_pixels")
-    assert raw["evaluation"]["feature_dim"] == 3 * 28 * 28  # the normalised pixels themselves
+    # The normalised pixels themselves, one channel: the grey images' three copies are read once.
+    assert raw["evaluation"]["feature_dim"] == 28 * 28
     # 256 training images, 200 test images: pixels already separate most classes (chance is 10 %)
     assert 0.6 < probe_accuracy(raw, "linear") < 0.9 and 0.6 < probe_accuracy(raw, "knn") < 0.9
 
