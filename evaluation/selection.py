@@ -148,8 +148,11 @@ def select_runs(records: list[dict], alpha: float = PAPER_ALPHA) -> list[Selecti
     return selections
 
 
-def _settings_text(entry: dict) -> str:
-    return ", ".join(f"{k} = {v}" for k, v in entry["settings"].items()) or entry["run_id"]
+def _run_text(entry: dict) -> str:
+    """The run id, with the settings that set it apart in its group where any do (runs differing only in
+    seed have none to show)."""
+    settings = ", ".join(f"{k} = {v}" for k, v in entry["settings"].items())
+    return f"{entry['run_id']} ({settings})" if settings else entry["run_id"]
 
 
 def _rho_text(value: float | None) -> str:
@@ -169,7 +172,7 @@ def selection_lines(selections: list[Selection]) -> list[str]:
         head = f"- {group_label(s.group)}, {len(s.ranking)} runs"
         if s.without_lambda:
             head += f" ({s.without_lambda} without lambda, ranked by plain loss)"
-        head += f": picks {picked['run_id']} ({_settings_text(picked)}), scaled loss {picked['scaled_loss']:.4g}"
+        head += f": picks {_run_text(picked)}, scaled loss {picked['scaled_loss']:.4g}"
         if best is None or picked["accuracy"] is None:
             lines.append(head + "; no probe numbers to check it against.")
             continue
@@ -177,7 +180,7 @@ def selection_lines(selections: list[Selection]) -> list[str]:
         place = 1 + sum(a > picked["accuracy"] for a in scored)
         lines.append(
             head + f". {probe_label(s.probe)}: picked {picked['accuracy'] * 100:.2f} % vs best "
-            f"{best['accuracy'] * 100:.2f} % ({best['run_id']}: {_settings_text(best)}); the pick is "
+            f"{best['accuracy'] * 100:.2f} % ({_run_text(best)}); the pick is "
             f"number {place} of {len(scored)} by accuracy. Agreement with the probe: rho = {_rho_text(s.rho)} "
             f"at alpha {s.alpha:g}, {_rho_text(s.rho_raw)} on the raw loss (n = {len(scored)}).")
     return lines

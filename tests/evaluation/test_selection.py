@@ -76,6 +76,16 @@ def test_selection_picks_the_lowest_scaled_loss_and_compares_it_with_the_best_ru
     assert "Eq. (8)" in text
 
 
+def test_runs_that_differ_only_in_seed_are_named_once():
+    runs = [synthetic_record(seed=seed, loss=loss, linear=acc) for seed, loss, acc in ((0, 1.0, 0.7), (1, 0.8, 0.8),
+                                                                                       (2, 0.9, 0.9))]
+    (found,) = selection.select_runs(runs)
+    assert found.picked["settings"] == {} and found.picked["run_id"] == runs[1]["run_id"]
+    text = "\n".join(selection.selection_lines([found]))
+    assert f"picks {runs[1]['run_id']}, scaled loss" in text  # no "(run id)" after the run id
+    assert f"vs best 90.00 % ({runs[2]['run_id']}); the pick is number 2 of 3" in text
+
+
 def test_on_the_raw_loss_the_pick_is_the_worst_run_and_says_so():
     runs = eq8_runs()
     (raw,) = selection.select_runs(runs, alpha=0.0)
