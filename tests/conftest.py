@@ -48,12 +48,10 @@ def tiny_spec():
 def one_thread():
     """One torch thread for a test that trains: a model this small runs fastest so, and far faster than on
     two threads of a busy machine."""
-    import torch
+    from lejepa.threads import one_thread as single_thread
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with single_thread():
+        yield
 
 
 def write_manifest(folder: Path, text: str, name: str = "manifest") -> Path:

@@ -20,6 +20,7 @@ from evaluation.linear_probe import (
     train_heads,
 )
 from evaluation.probe_normalization import NORMS, fit_normalization
+from lejepa import threads
 from lejepa.spec import EvalSpec
 
 CLASSES, DIM = 5, 16
@@ -28,10 +29,8 @@ CLASSES, DIM = 5, 16
 @pytest.fixture(autouse=True)
 def one_thread():
     """Heads this small train fastest on one thread (and a shared CI machine stays usable)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with threads.one_thread():
+        yield
 
 
 def clusters(n: int, seed: int, spread: float = 4.0) -> tuple[torch.Tensor, torch.Tensor]:

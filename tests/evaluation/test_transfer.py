@@ -9,13 +9,13 @@ import dataclasses
 import textwrap
 
 import pytest
-import torch
 from conftest import make_tiny_spec, manifest_problems, write_crafted_checkpoint, write_manifest
 
 from evaluation.pipeline import run_job
 from evaluation.record import make_record, read_record, record_path, write_record
 from experiments.cli import main
 from experiments.manifest import load_manifest
+from lejepa import threads
 from lejepa.checkpoint import CheckpointError
 
 SOURCE = """\
@@ -135,10 +135,8 @@ def _eval_numbers(record: dict) -> dict:
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
     """A model this small runs fastest on one thread (and a shared CI machine stays usable)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with threads.one_thread():
+        yield
 
 
 @pytest.fixture(scope="module")

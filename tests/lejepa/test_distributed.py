@@ -13,7 +13,6 @@ import dataclasses
 import json
 import shutil
 import socket
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -27,6 +26,7 @@ from lejepa.checkpoint import checkpoint_paths
 from lejepa.distributed import broadcast_state
 from lejepa.sigreg import random_directions, sigreg
 from lejepa.spec import RunSpec
+from lejepa.threads import one_thread
 from lejepa.train import pretrain
 from lejepa.views import BatchedMultiCropViews
 
@@ -97,17 +97,6 @@ def _worker(rank: int, port: int, out: Path) -> None:
         dist.destroy_process_group()
 
 
-@contextmanager
-def _one_thread():
-    """As each rank has: on two busy cores, two threads of one process mostly wait for each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -125,7 +114,7 @@ def two_ranks(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def one_process(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("one_process")
-    with _one_thread():
+    with one_thread():  # as each rank has: on two busy cores, two threads mostly wait for each other
         for name, spec in RUNS.items():
             pretrain(spec, out / name, progress=False)
     return out
@@ -195,7 +184,7 @@ def test_two_rank_checkpoint_resumes_in_one_process(two_ranks, one_process, tmp_
     newest = checkpoint_paths(run_dir / "ckpt")[0]
     assert newest.name == f"step_{STEPS:08d}.pt"
     newest.unlink()  # as if the two-rank job had stopped half-way
-    with _one_thread():
+    with one_thread():  # as each rank has: on two busy cores, two threads mostly wait for each other
         _, result = pretrain(RUNS["per_image"], run_dir, progress=False)
     assert result.steps == STEPS
     resumed, single = _losses(run_dir), _losses(one_process / "per_image")
