@@ -199,6 +199,9 @@ _PROBE_WORDS = {"readme": "LayerNorm + linear, AdamW", "dino": "DINO's linear ev
                 "simclr": "SimCLR protocol"}
 
 
+_GRID_WORDS = "LayerNorm / standardised / whitened heads x lrs, AdamW, chosen on held-out cross-entropy"
+
+
 def protocol_label(entry: dict) -> str:
     """The protocol in words, for printing beside a reference: 'frozen linear (MAE protocol), 100 ep'."""
     proto = entry.get("protocol") or {}
@@ -208,7 +211,9 @@ def protocol_label(entry: dict) -> str:
     else:
         text = {"frozen_linear": "frozen linear", "online_linear": "online linear", "finetune": "fine-tune",
                 "loss_correlation": "loss/accuracy correlation"}.get(kind, str(kind))
-        if proto.get("probe"):
+        if proto.get("heads") == "grid":  # this suite's probe (evaluation/probes/linear.py)
+            text += f" ({_GRID_WORDS})"
+        elif proto.get("probe"):
             text += f" ({_PROBE_WORDS[proto['probe']]})"
     if proto.get("shots"):
         text += f", {proto['shots']}-shot"

@@ -170,7 +170,8 @@ def record_metrics(record: dict) -> list[Metric]:
 
 
 def protocol_text(protocol: dict) -> str:
-    """A metric's protocol in words: 'kNN k=20 T=0.07, last_cls', 'frozen linear (LayerNorm + linear, AdamW)'."""
+    """A metric's protocol in words: 'kNN k=20 T=0.07, feature last_cls', 'frozen linear (LayerNorm /
+    standardised / whitened heads x lrs, AdamW, chosen on held-out cross-entropy)'."""
     from evaluation.references import protocol_label
 
     text = protocol_label({"protocol": protocol})

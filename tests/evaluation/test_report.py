@@ -201,6 +201,23 @@ def test_files_exist_and_parse(tmp_path: Path):
     assert r"61.00 $\pm$ 1.41" in tex and r"fashion\_mnist" in tex and r"\toprule" in tex
 
 
+def test_a_record_from_before_the_head_grid_keeps_its_own_linear_protocol():
+    """Records written before the grid (a head with an lr and no normalisation) were measured with LayerNorm
+    heads only: they say so, and a group mixing them with grid records shows both labels."""
+    from evaluation.probes import record_metrics
+
+    old = synthetic_record(seed=0, evaluation={"linear_top1": 0.74, "linear_head": {"lr": 0.01, "features": "all"}})
+    new = synthetic_record(seed=1, evaluation={"linear_top1": 0.75, "linear_head": {
+        "name": "standardize_lr0.01_all", "norm": "standardize", "lr": 0.01, "features": "all"}})
+    protocols = {record["spec"]["seed"]: next(m.protocol for m in record_metrics(record) if m.column == "linear_top1")
+                 for record in (old, new)}
+    assert protocols == {0: {"eval": "frozen_linear", "probe": "readme"},
+                         1: {"eval": "frozen_linear", "probe": "readme", "heads": "grid"}}
+    assert "frozen linear (LayerNorm + linear, AdamW)" in tables.format_console_table([old])
+    mixed = tables.format_console_table([old, new])
+    assert "frozen linear (LayerNorm + linear, AdamW)" in mixed and "whitened heads" in mixed
+
+
 def test_console_table_one_line_per_group():
     records = [synthetic_record(seed=s, linear=acc, knn=acc - 0.05, wall=300.0) for s, acc in enumerate((0.8, 0.82))]
     records.append(synthetic_record("cifar10", method={"name": "random_init"}, linear=0.3, knn=0.25, wall=0.0))
@@ -208,7 +225,8 @@ def test_console_table_one_line_per_group():
     lines, protocols = text.split("\nprotocols:\n")
     lines = lines.splitlines()
     assert len(lines) == 2 + 2
-    assert protocols.splitlines() == ["  linear top-1: frozen linear (LayerNorm + linear, AdamW)",
+    assert protocols.splitlines() == [("  linear top-1: frozen linear (LayerNorm / standardised / whitened heads x "
+                                       "lrs, AdamW, chosen on held-out cross-entropy)"),
                                       "  kNN@20 top-1: kNN k=20 T=0.07, feature two_block"]
     assert lines[0].split()[:3] == ["method", "dataset", "arch"]
     lejepa = next(line for line in lines if line.startswith("lejepa"))
