@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 import textwrap
 from pathlib import Path
 
@@ -23,6 +24,13 @@ TINY = RunSpec(
     train=TrainSpec(max_steps=6, batch_size=32, lr=2e-3, checkpoint_every=3, log_every=1),
     eval=EvalSpec(linear_epochs=3, knn_k=(10, 20), linear_lrs=(1e-3, 1e-2)),
 )
+
+
+def free_port() -> int:
+    """A TCP port free on localhost now, for a gloo group's rendezvous."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def make_tiny_spec(**sections) -> RunSpec:

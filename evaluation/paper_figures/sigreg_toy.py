@@ -23,6 +23,7 @@ import torch
 from evaluation.paper_figures.registry import Drawn, new_figure, theory_figure
 from lejepa.files import atomic_write_bytes
 from lejepa.sigreg import SIGReg, random_directions, sigreg
+from lejepa.threads import one_thread
 
 TOY_SCHEMA = 1
 # About a second on one CPU core.
@@ -51,12 +52,8 @@ def run_toy(**overrides) -> dict:
     config = {**DEFAULTS, **overrides}
     # The tensors are tiny: intra-op threads only add synchronisation, which on a busy machine made the
     # run ten times slower. One thread, restored afterwards.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         return _optimise(config)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _optimise(config: dict) -> dict:

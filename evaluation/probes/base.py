@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from lejepa.names import did_you_mean
+from lejepa.names import did_you_mean, register_once
 from lejepa.options import OptionError, check_value
 from lejepa.spec import EvalSpec, RunSpec
 
@@ -94,10 +94,7 @@ PROBES: dict[str, type[Probe]] = {}
 
 
 def register_probe(cls: type[Probe]) -> type[Probe]:
-    if cls.name in PROBES:
-        raise ValueError(f"probe '{cls.name}' is registered twice")
-    PROBES[cls.name] = cls
-    return cls
+    return register_once(PROBES, "probe", cls.name, cls)
 
 
 def get_probe(name: str) -> type[Probe]:

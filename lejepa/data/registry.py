@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from lejepa.names import did_you_mean
+from lejepa.names import did_you_mean, register_once
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -79,12 +79,10 @@ def register_dataset(
     channels: int = 3,
 ):
     def decorate(loader: Callable[[Path, str], object]):
-        if name in DATASETS:
-            raise ValueError(f"dataset '{name}' is registered twice")
-        DATASETS[name] = DatasetInfo(
+        register_once(DATASETS, "dataset", name, DatasetInfo(
             name, num_classes, image_size, tuple(splits), tuple(mean), tuple(std),
             default_root or name, how_to_get, loader, channels,
-        )
+        ))
         return loader
 
     return decorate

@@ -10,7 +10,7 @@ import dataclasses
 
 from lejepa.backbones import create_backbone
 from lejepa.methods.base import Method
-from lejepa.names import did_you_mean
+from lejepa.names import did_you_mean, register_once
 from lejepa.options import OptionError, check_value
 from lejepa.seeds import seed_everything
 from lejepa.spec import RunSpec
@@ -19,10 +19,7 @@ METHODS: dict[str, type[Method]] = {}
 
 
 def register_method(cls: type[Method]) -> type[Method]:
-    if cls.name in METHODS:
-        raise ValueError(f"method '{cls.name}' is registered twice")
-    METHODS[cls.name] = cls
-    return cls
+    return register_once(METHODS, "method", cls.name, cls)
 
 
 def get_method(name: str) -> type[Method]:

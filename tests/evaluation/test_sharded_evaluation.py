@@ -10,14 +10,13 @@ BatchNorm (a ViT with a one-layer projector): per-rank BatchNorm statistics diff
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from conftest import make_tiny_spec
+from conftest import free_port, make_tiny_spec
 
 from evaluation.evaluate import evaluate_frozen
 from evaluation.features import shard_bounds
@@ -26,6 +25,7 @@ from evaluation.record import run_dir
 from lejepa.checkpoint import checkpoint_paths, load_state
 from lejepa.methods import build_method
 from lejepa.online_probe import OnlineProbe, online_probe_options
+from lejepa.threads import one_thread
 
 WORLD = 2
 STEPS = 4
@@ -66,24 +66,14 @@ def _worker(rank: int, port: int, single: Path, out: Path) -> None:
         dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("sharded")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         record = run_job(SPEC, root / "single", progress=False)
-    finally:
-        torch.set_num_threads(threads)
     assert record["status"] == "done"
     single = run_dir(root / "single", SPEC.experiment, SPEC.run_id)
-    mp.spawn(_worker, args=(_free_port(), single, root / "two"), nprocs=WORLD, join=True)
+    mp.spawn(_worker, args=(free_port(), single, root / "two"), nprocs=WORLD, join=True)
     return {"single": single, "two": root / "two", "ddp": run_dir(root / "two" / "results", SPEC.experiment, SPEC.run_id)}
 
 

@@ -34,6 +34,7 @@ from lejepa.backbones import ADAPTATIONS, check_architecture, create_backbone, t
 from lejepa.data import DATASETS
 from lejepa.methods import build_method
 from lejepa.spec import RunSpec
+from lejepa.threads import one_thread
 from lejepa.views import BatchedMultiCropViews, view_sizes
 
 IMAGE_SIZE = 32  # CIFAR-sized: every family's small-image adaptation is in play
@@ -64,10 +65,8 @@ RESULTS: dict[str, str] = {}  # name -> one line saying how it was checked and w
 def _one_thread():
     # Batches this small gain little from a second thread, and on a shared CPU OpenMP's threads mostly
     # wait for each other: with 2 threads on 2 busy cores (load ~5) these steps ran 5-8x slower than with 1.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with one_thread():
+        yield
 
 
 def _spec(name: str) -> RunSpec:

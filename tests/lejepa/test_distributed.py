@@ -12,14 +12,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from conftest import make_tiny_spec
+from conftest import free_port, make_tiny_spec
 
 import lejepa.sigreg as sigreg_module
 from lejepa.checkpoint import checkpoint_paths
@@ -97,17 +96,11 @@ def _worker(rank: int, port: int, out: Path) -> None:
         dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def two_ranks(tmp_path_factory) -> Path:
     """Run everything the tests compare in one 2-process gloo group; returns its output folder."""
     out = tmp_path_factory.mktemp("two_ranks")
-    mp.spawn(_worker, args=(_free_port(), out), nprocs=WORLD, join=True)
+    mp.spawn(_worker, args=(free_port(), out), nprocs=WORLD, join=True)
     return out
 
 

@@ -8,12 +8,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
 from conftest import make_tiny_spec
 
 from lejepa.checkpoint import checkpoint_paths
 from lejepa.files import DiskFull
 from lejepa.metrics_log import MetricsLog
+from lejepa.threads import one_thread
 from lejepa.train import pretrain
 
 SPEC = make_tiny_spec(train={"max_steps": 6, "checkpoint_every": 3, "log_every": 1})
@@ -30,11 +30,9 @@ def _log(run_dir: Path) -> list[dict]:
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> tuple[Path, float]:
     """The uninterrupted run, on one thread as the tests (a module fixture cannot use `one_thread`)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     run_dir = tmp_path_factory.mktemp("reference")
-    _, result = pretrain(SPEC, run_dir, progress=False)
-    torch.set_num_threads(threads)
+    with one_thread():
+        _, result = pretrain(SPEC, run_dir, progress=False)
     return run_dir, result.final_loss
 
 

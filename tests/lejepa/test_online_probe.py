@@ -14,6 +14,7 @@ from conftest import make_tiny_spec
 
 from lejepa.checkpoint import checkpoint_paths, load_state
 from lejepa.online_probe import OnlineLinearOptions, OnlineProbe
+from lejepa.threads import one_thread
 from lejepa.train import pretrain
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -35,14 +36,10 @@ def _final(run_dir: Path) -> dict:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("online")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         pretrain(make_tiny_spec(), out / "without", progress=False)
         _, result = pretrain(WITH_PROBE, out / "with", progress=False)
         assert result.online_probe is not None and "online_probe" not in result.to_dict()
-    finally:
-        torch.set_num_threads(threads)
     return out
 
 
